@@ -83,7 +83,7 @@ void append_utf8(std::string& out, uint32_t cp) {
 // code points above U+10FFFF).
 struct Utf8Problem {
   size_t offset = std::string_view::npos;
-  const char* reason = "";
+  std::string reason;
 };
 
 Utf8Problem find_invalid_utf8(std::string_view text) {
@@ -116,7 +116,9 @@ Utf8Problem find_invalid_utf8(std::string_view text) {
     } else if (c < 0xF5) {
       len = 4;
     } else {
-      return {i, "byte 0xF5..0xFF never occurs in UTF-8"};
+      char reason[48];
+      std::snprintf(reason, sizeof reason, "byte 0x%02X never occurs in UTF-8", c);
+      return {i, reason};
     }
     for (size_t k = 1; k < len; ++k) {
       if (!is_cont(i + k)) return {i, "truncated sequence"};
@@ -267,83 +269,116 @@ struct Tokenizer::Tables {
   void bpe(std::string_view piece, BpeScratch& scratch) const;
 };
 
-// Piece bytes -> ids. One flat open-addressing table with its keys and
-// values in two arenas, so a lookup allocates nothing; guarded by a mutex
-// because encode() is const and may run on several threads.
+// Piece bytes -> ids, guarded by a mutex because encode() is const and may
+// run on several threads. An open-addressing index of (hash tag, entry) words
+// points into 64-byte entries that hold short keys and id lists inline, so a
+// hit costs about two cache misses and no allocation; longer ones spill into
+// two arenas.
 class Tokenizer::WordCache {
  public:
+  static uint64_t hash_of(std::string_view piece) { return std::hash<std::string_view>()(piece); }
+
   // Appends the cached ids of `piece` to `out`; false when not cached.
-  bool lookup(std::string_view piece, size_t hash, std::vector<int64_t>& out) {
+  bool lookup(std::string_view piece, uint64_t hash, std::vector<int64_t>& out) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (slots_.empty()) return false;
-    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
-      const Slot& slot = slots_[i];
-      if (slot.hash == 0) return false;
-      if (slot.hash == tag(hash) && slot.key_len == piece.size() &&
-          std::memcmp(keys_.data() + slot.key_offset, piece.data(), piece.size()) == 0) {
-        const int32_t* ids = ids_.data() + slot.ids_offset;
-        out.insert(out.end(), ids, ids + slot.ids_len);
-        return true;
-      }
-    }
+    const Entry* entry = find(piece, hash);
+    if (entry == nullptr) return false;
+    const int32_t* ids = entry->ids_len <= kInlineIds ? entry->ids : ids_.data() + entry->ids_offset;
+    out.insert(out.end(), ids, ids + entry->ids_len);
+    return true;
   }
 
-  void insert(std::string_view piece, size_t hash, const std::vector<int32_t>& ids) {
+  void insert(std::string_view piece, uint64_t hash, const std::vector<int32_t>& ids) {
+    if (piece.size() > kMaxCachedPiece || ids.size() > kMaxCachedPiece) return;
     std::lock_guard<std::mutex> lock(mutex_);
+    if (find(piece, hash) != nullptr) return;  // another thread got there first
     // Bounded memory: start over rather than grow without end on a
     // long-running worker that sees an endless variety of words.
-    if (used_ >= kMaxEntries) clear();
-    if (2 * (used_ + 1) > slots_.size()) grow();
-    size_t i = hash & mask_;
-    for (;; i = (i + 1) & mask_) {
-      const Slot& slot = slots_[i];
-      if (slot.hash == 0) break;
-      if (slot.hash == tag(hash) && slot.key_len == piece.size() &&
-          std::memcmp(keys_.data() + slot.key_offset, piece.data(), piece.size()) == 0) {
-        return;  // another thread got there first
-      }
+    if (entries_.size() >= kMaxEntries) clear();
+    if (4 * (entries_.size() + 1) > 3 * slots_.size()) grow();
+
+    Entry entry{};
+    entry.key_len = static_cast<uint16_t>(piece.size());
+    entry.ids_len = static_cast<uint16_t>(ids.size());
+    if (piece.size() <= kInlineKey) {
+      std::memcpy(entry.key, piece.data(), piece.size());
+    } else {
+      entry.key_offset = static_cast<uint32_t>(keys_.size());
+      keys_.append(piece);
     }
-    slots_[i] = Slot{tag(hash), static_cast<uint32_t>(keys_.size()), static_cast<uint32_t>(piece.size()),
-                     static_cast<uint32_t>(ids_.size()), static_cast<uint32_t>(ids.size())};
-    keys_.append(piece);
-    ids_.insert(ids_.end(), ids.begin(), ids.end());
-    ++used_;
+    if (ids.size() <= kInlineIds) {
+      std::copy(ids.begin(), ids.end(), entry.ids);
+    } else {
+      entry.ids_offset = static_cast<uint32_t>(ids_.size());
+      ids_.insert(ids_.end(), ids.begin(), ids.end());
+    }
+    entries_.push_back(entry);
+    place(hash, static_cast<uint32_t>(entries_.size()));
   }
 
  private:
-  static constexpr size_t kMaxEntries = size_t{1} << 19;
-  struct Slot {
-    uint64_t hash;  // 0 = empty
-    uint32_t key_offset, key_len, ids_offset, ids_len;
+  static constexpr size_t kInlineKey = 24;
+  static constexpr size_t kInlineIds = 7;
+  static constexpr size_t kMaxEntries = size_t{1} << 17;  // ~10 MB; the Brown corpus needs 54k
+  struct Entry {
+    uint16_t key_len;
+    uint16_t ids_len;
+    uint32_t key_offset;  // into keys_ when key_len > kInlineKey
+    uint32_t ids_offset;  // into ids_ when ids_len > kInlineIds
+    char key[kInlineKey];
+    int32_t ids[kInlineIds];
   };
-  static uint64_t tag(size_t hash) { return static_cast<uint64_t>(hash) | 1; }
+  static_assert(sizeof(Entry) == 64, "one cache line per entry");
+
+  // A slot is (upper 32 bits of the hash, entry number counted from 1); 0 is
+  // empty. Probing starts at the hash's low bits.
+  static uint64_t tag(uint64_t hash) { return hash >> 32; }
+
+  const Entry* find(std::string_view piece, uint64_t hash) const {
+    if (slots_.empty()) return nullptr;
+    const uint64_t want = tag(hash);
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const uint64_t slot = slots_[i];
+      if (slot == 0) return nullptr;
+      if ((slot >> 32) != want) continue;
+      const Entry& entry = entries_[static_cast<uint32_t>(slot) - 1];
+      if (entry.key_len != piece.size()) continue;
+      const char* key = entry.key_len <= kInlineKey ? entry.key : keys_.data() + entry.key_offset;
+      if (std::memcmp(key, piece.data(), piece.size()) == 0) return &entry;
+    }
+  }
+
+  void place(uint64_t hash, uint32_t number) {
+    size_t i = hash & mask_;
+    while (slots_[i] != 0) i = (i + 1) & mask_;
+    slots_[i] = (tag(hash) << 32) | number;
+  }
 
   void clear() {
     slots_.clear();
+    entries_.clear();
     keys_.clear();
     ids_.clear();
-    used_ = 0;
     mask_ = 0;
   }
 
   void grow() {
-    std::vector<Slot> old = std::move(slots_);
-    const size_t capacity = old.empty() ? 4096 : 2 * old.size();
-    slots_.assign(capacity, Slot{0, 0, 0, 0, 0});
+    const size_t capacity = slots_.empty() ? 8192 : 2 * slots_.size();
+    slots_.assign(capacity, 0);
     mask_ = capacity - 1;
-    for (const Slot& slot : old) {
-      if (slot.hash == 0) continue;
-      size_t i = slot.hash & mask_;
-      while (slots_[i].hash != 0) i = (i + 1) & mask_;
-      slots_[i] = slot;
+    // Slots keep only half of the hash: rehash the keys (rare, amortised).
+    for (uint32_t number = 1; number <= entries_.size(); ++number) {
+      const Entry& entry = entries_[number - 1];
+      const char* key = entry.key_len <= kInlineKey ? entry.key : keys_.data() + entry.key_offset;
+      place(hash_of(std::string_view(key, entry.key_len)), number);
     }
   }
 
   std::mutex mutex_;
-  std::vector<Slot> slots_;
+  std::vector<uint64_t> slots_;
+  std::vector<Entry> entries_;
   std::string keys_;
   std::vector<int32_t> ids_;
-  size_t used_ = 0;
   size_t mask_ = 0;
 };
 
@@ -585,7 +620,6 @@ std::vector<int64_t> Tokenizer::encode(std::string_view text) const {
   if (!match) throw std::bad_alloc();
   const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.get());
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-  const std::hash<std::string_view> hasher;
   BpeScratch scratch;
 
   auto emit = [&](std::string_view piece) {
@@ -594,7 +628,7 @@ std::vector<int64_t> Tokenizer::encode(std::string_view text) const {
       return;
     }
     const bool cacheable = piece.size() <= kMaxCachedPiece;
-    const size_t hash = cacheable ? hasher(piece) : 0;
+    const uint64_t hash = cacheable ? WordCache::hash_of(piece) : 0;
     if (cacheable && cache_->lookup(piece, hash, ids)) return;
     scratch.result.clear();
     t.bpe(piece, scratch);
@@ -605,9 +639,11 @@ std::vector<int64_t> Tokenizer::encode(std::string_view text) const {
   size_t offset = 0;
   while (offset < text.size()) {
     // The text was validated above, so PCRE2 need not check it again.
-    const int rc = t.jit ? pcre2_jit_match(t.regex.get(), subject, text.size(), offset, 0, match.get(), nullptr)
-                         : pcre2_match(t.regex.get(), subject, text.size(), offset, PCRE2_NO_UTF_CHECK,
-                                       match.get(), nullptr);
+    int rc = t.jit ? pcre2_jit_match(t.regex.get(), subject, text.size(), offset, 0, match.get(), nullptr)
+                   : PCRE2_ERROR_JIT_STACKLIMIT;
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {  // no JIT, or its 32 KB stack ran out: the interpreter has a heap
+      rc = pcre2_match(t.regex.get(), subject, text.size(), offset, PCRE2_NO_UTF_CHECK, match.get(), nullptr);
+    }
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR message[256];

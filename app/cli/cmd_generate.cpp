@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <iostream>
 
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -74,8 +73,8 @@ void run_generate(const GenerateCliOptions& o) {
   } else {
     std::cout << "\n";
   }
-  std::cerr << fmt::format("[{} tokens in {:.2f} s, {:.1f} tokens/s, stopped: {}]\n", result.tokens.size(), seconds,
-                           result.tokens.size() / std::max(seconds, 1e-9), reason_text(result.reason));
+  std::cerr << format("[%zu tokens in %.2f s, %.1f tokens/s, stopped: %s]\n", result.tokens.size(), seconds,
+                      result.tokens.size() / std::max(seconds, 1e-9), reason_text(result.reason));
 }
 
 }  // namespace

@@ -2,7 +2,6 @@
 #include <iostream>
 #include <map>
 
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "app/cli/common.h"
@@ -53,20 +52,22 @@ void run_info(const InfoOptions& o) {
     std::cout << out.dump(2) << "\n";
     return;
   }
-  std::cout << fmt::format("{}\n  GPT-2: {} layers, {} heads, width {}, MLP {}, context {}, vocabulary {}\n", o.dir,
-                           config.n_layer, config.n_head, config.n_embd, config.mlp_width(), config.n_positions,
-                           config.vocab_size);
-  std::cout << fmt::format("  activation {}, layer-norm eps {}, scale_attn_weights {}, "
-                           "scale_attn_by_inverse_layer_idx {}, tied head {}\n",
-                           config.activation_function, config.layer_norm_epsilon, config.scale_attn_weights,
-                           config.scale_attn_by_inverse_layer_idx, config.tie_word_embeddings);
-  std::cout << fmt::format("  parameters: {} ({:.2f} M)\n", parameters, parameters / 1e6);
+  const auto& c = config;
+  std::cout << format("%s\n  GPT-2: %lld layers, %lld heads, width %lld, MLP %lld, context %lld, vocabulary %lld\n",
+                      o.dir.c_str(), (long long)c.n_layer, (long long)c.n_head, (long long)c.n_embd,
+                      (long long)c.mlp_width(), (long long)c.n_positions, (long long)c.vocab_size);
+  std::cout << format("  activation %s, layer-norm eps %g, scale_attn_weights %s, scale_attn_by_inverse_layer_idx %s, "
+                      "tied head %s\n",
+                      c.activation_function.c_str(), c.layer_norm_epsilon, c.scale_attn_weights ? "true" : "false",
+                      c.scale_attn_by_inverse_layer_idx ? "true" : "false", c.tie_word_embeddings ? "true" : "false");
+  std::cout << format("  parameters: %lld (%.2f M)\n", (long long)parameters, parameters / 1e6);
   std::cout << "  stored dtypes:";
-  for (const auto& [dtype, count] : dtype_counts) std::cout << fmt::format(" {} x{}", dtype, count);
+  for (const auto& [dtype, count] : dtype_counts) std::cout << format(" %s x%lld", dtype.c_str(), (long long)count);
   std::cout << "\n  tokenizer: " << (tokenizer ? *tokenizer : "none found (pass --tokenizer to commands)") << "\n\n";
-  std::cout << fmt::format("  {:<44} {:<5} {:>18} {:>12}\n", "tensor", "dtype", "shape", "bytes");
+  std::cout << format("  %-44s %-5s %18s %12s\n", "tensor", "dtype", "shape", "bytes");
   for (const auto& t : weights.tensors()) {
-    std::cout << fmt::format("  {:<44} {:<5} {:>18} {:>12}\n", t.name, t.dtype, shape_text(t.shape), t.end - t.begin);
+    std::cout << format("  %-44s %-5s %18s %12llu\n", t.name.c_str(), t.dtype.c_str(), shape_text(t.shape).c_str(),
+                        (unsigned long long)(t.end - t.begin));
   }
 }
 

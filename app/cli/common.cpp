@@ -1,6 +1,9 @@
 // Shared option handling for the superpose subcommands.
 #include "app/cli/common.h"
 
+#include <cstdarg>
+#include <cstdio>
+
 #include "model/device.h"
 #include "model/errors.h"
 #include "model/model_dir.h"
@@ -39,6 +42,20 @@ std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const std::string
                                 std::to_string(context) + " positions");
   }
   return ids;
+}
+
+std::string format(const char* pattern, ...) {
+  va_list args;
+  va_start(args, pattern);
+  va_list copy;
+  va_copy(copy, args);
+  const int size = std::vsnprintf(nullptr, 0, pattern, copy);
+  va_end(copy);
+  std::string out(static_cast<size_t>(std::max(size, 0)) + 1, '\0');
+  std::vsnprintf(out.data(), out.size(), pattern, args);
+  va_end(args);
+  out.resize(static_cast<size_t>(std::max(size, 0)));
+  return out;
 }
 
 const CLI::Validator kExistingDir(

@@ -37,6 +37,10 @@ std::vector<int64_t> encode_text(const Tokenizer& tokenizer, const std::string& 
 // when it is empty, not valid UTF-8, or longer than the context.
 std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const std::string& prompt, int64_t context);
 
+// printf-style formatting into a std::string (LibTorch 2.x bundles its own
+// fmt, which clashes with the system's, so the CLI does not use fmt).
+std::string format(const char* pattern, ...) __attribute__((format(printf, 1, 2)));
+
 // CLI11 validator: the path must be an existing directory (message names it).
 extern const CLI::Validator kExistingDir;
 

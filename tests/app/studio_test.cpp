@@ -10,6 +10,7 @@
 
 #include "app/studio/studio.h"
 #include "app/studio/worker.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -39,7 +40,8 @@ TEST(StudioWorker, LoadsTheReferenceModelAndReportsBadDirectories) {
 
 TEST(StudioWindow, DrawsEveryPanelAndSavesAScreenshot) {
   if (std::getenv("DISPLAY") == nullptr) GTEST_SKIP() << "no DISPLAY: run under xvfb-run (ctest does)";
-  const fs::path png = fs::temp_directory_path() / ("superpose_studio_" + std::to_string(::getpid()) + ".png");
+  superpose::testing::TempDir temp;
+  const fs::path png = temp / "studio.png";
   StudioOptions options;
   options.model_dir = fs::path(SUPERPOSE_FIXTURES) / "gpt2-tiny";
   options.screenshot = png;
@@ -59,8 +61,7 @@ TEST(StudioWindow, DrawsEveryPanelAndSavesAScreenshot) {
   }
   stbi_image_free(pixels);
   EXPECT_GT(differing, static_cast<size_t>(width * height / 10)) << "screenshot looks blank";
-  if (const char* keep = std::getenv("SUPERPOSE_KEEP_SCREENSHOT")) fs::copy_file(png, keep, fs::copy_options::overwrite_existing);
-  fs::remove(png);
+  if (const char* keep = std::getenv("SUPERPOSE_KEEP_SCREENSHOT")) superpose::testing::copy_file(png, keep);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include "model/safetensors.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/tensor_compare.h"
 
 namespace fs = std::filesystem;
@@ -44,14 +45,7 @@ std::string slurp(const fs::path& path) {
 
 class Cli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("superpose_cli_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  void SetUp() override { dir_ = temp_.path(); }
 
   CliResult run(const std::vector<std::string>& args) {
     std::string command = quote(SUPERPOSE_CLI);
@@ -83,6 +77,7 @@ class Cli : public ::testing::Test {
     }
   }
 
+  superpose::testing::TempDir temp_;
   fs::path dir_;
 };
 
@@ -149,8 +144,8 @@ TEST_F(Cli, BadModelDirectoriesAndFiles) {
   expect_clean_failure({"trace", "--model", (dir_ / "nope").string(), "--prompt", "x", "--out", out.string()},
                        {"nope", "no such directory"}, out);
   // A directory without weights.
-  fs::create_directories(dir_ / "m");
-  fs::copy_file(kFixtures / "gpt2-tiny/config.json", dir_ / "m/config.json");
+  temp_.make_dir("m");
+  superpose::testing::copy_file(kFixtures / "gpt2-tiny/config.json", dir_ / "m/config.json");
   expect_clean_failure({"trace", "--model", (dir_ / "m").string(), "--tokenizer", kTokenizer.string(), "--prompt",
                         "x", "--out", out.string()},
                        {"no model.safetensors"}, out);
@@ -193,7 +188,7 @@ TEST_F(Cli, BadPromptsTokenizersAndDevices) {
   }
   expect_clean_failure(with({"--prompt", "x", "--dtype", "bf16"}), {"--dtype", "CUDA only"}, out);
   // A tokenizer directory without vocab.json / merges.txt.
-  fs::create_directories(dir_ / "empty_tok");
+  temp_.make_dir("empty_tok");
   expect_clean_failure({"trace", "--model", tiny, "--tokenizer", (dir_ / "empty_tok").string(), "--prompt", "x",
                         "--out", out.string()},
                        {"empty_tok", "vocab.json"}, out);

@@ -9,6 +9,7 @@
 #include "model/device.h"
 #include "model/errors.h"
 #include "model/sampling.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/tensor_compare.h"
 
 namespace superpose {
@@ -63,10 +64,11 @@ TEST(Config, MalformedConfigsAreNamed) {
 }
 
 TEST(Config, FileProblemsNameTheFile) {
-  const auto path = std::filesystem::temp_directory_path() / "superpose_config_test.json";
+  testing::TempDir temp;
+  const auto path = temp / "config.json";
   std::ofstream(path) << "{\"model_type\": \"gpt2\", ";  // truncated
   SUPERPOSE_EXPECT_THROW_WITH(load_gpt2_config(path), Error, path.string(), "malformed JSON");
-  std::filesystem::remove(path);
+  ::unlink(path.c_str());
   SUPERPOSE_EXPECT_THROW_WITH(load_gpt2_config(path), Error, path.string(), "cannot open");
 }
 

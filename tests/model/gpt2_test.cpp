@@ -11,6 +11,7 @@
 #include "model/generate.h"
 #include "model/model_dir.h"
 #include "model/safetensors.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/tensor_compare.h"
 
 namespace fs = std::filesystem;
@@ -147,14 +148,11 @@ TEST(Gpt2Loading, ParameterTableEqualsTheModule) {
 class Gpt2BadWeights : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("superpose_bad_weights_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    fs::copy_file(kFixtures / "gpt2-tiny/config.json", dir_ / "config.json");
+    dir_ = temp_.path();
+    testing::copy_file(kFixtures / "gpt2-tiny/config.json", dir_ / "config.json");
     const SafetensorsFile original(kFixtures / "gpt2-tiny/model.safetensors");
     for (const auto& info : original.tensors()) tensors_.emplace_back(info.name, original.load(info.name));
   }
-  void TearDown() override { fs::remove_all(dir_); }
   void write() { save_safetensors(dir_ / "model.safetensors", tensors_); }
   std::string name_of(const std::string& suffix) {
     for (const auto& [name, t] : tensors_) {
@@ -164,6 +162,7 @@ class Gpt2BadWeights : public ::testing::Test {
     ADD_FAILURE() << "no tensor ending in " << suffix;
     return {};
   }
+  testing::TempDir temp_;
   fs::path dir_;
   std::vector<std::pair<std::string, torch::Tensor>> tensors_;
 };
@@ -198,16 +197,14 @@ TEST_F(Gpt2BadWeights, UnexpectedAndDuplicatedTensorsAreRefused) {
 }
 
 TEST(Gpt2Loading, DirectoryProblemsAreNamed) {
-  const fs::path dir = fs::temp_directory_path() / ("superpose_dir_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  SUPERPOSE_EXPECT_THROW_WITH(load_model(dir), Error, dir.string(), "no such directory");
-  fs::create_directories(dir);
+  testing::TempDir temp;
+  SUPERPOSE_EXPECT_THROW_WITH(load_model(temp / "absent"), Error, "absent", "no such directory");
+  const fs::path dir = temp.path();
   SUPERPOSE_EXPECT_THROW_WITH(load_model(dir), Error, "no config.json");
-  fs::copy_file(kFixtures / "gpt2-tiny/config.json", dir / "config.json");
+  testing::copy_file(kFixtures / "gpt2-tiny/config.json", dir / "config.json");
   SUPERPOSE_EXPECT_THROW_WITH(load_model(dir), Error, "no model.safetensors");
   std::ofstream(dir / "pytorch_model.bin") << "x";
   SUPERPOSE_EXPECT_THROW_WITH(load_model(dir), Error, "pytorch_model.bin");
-  fs::remove_all(dir);
 }
 
 }  // namespace
