@@ -1,37 +1,100 @@
-// Reading whole files and writing them atomically with POSIX calls.
+// Reading whole files and writing them atomically, with POSIX calls (LibTorch
+// ships its own std::filesystem symbols, so only path arithmetic is used here).
 #include "model/file_util.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cassert>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "model/errors.h"
 
 namespace superpose {
+namespace {
+
+std::string reason(const std::string& what, int error) { return what + ": " + std::strerror(error); }
+
+// The process umask without changing it (umask(2) would, racing other
+// threads): Linux reports it in /proc/self/status. 022 where that is absent.
+mode_t current_umask() {
+  mode_t mask = 022;
+  if (FILE* status = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof(line), status)) {
+      unsigned value = 0;
+      if (std::sscanf(line, "Umask: %o", &value) == 1) {
+        mask = static_cast<mode_t>(value & 0777);
+        break;
+      }
+    }
+    std::fclose(status);
+  }
+  return mask;
+}
+
+// Makes a completed rename durable. Best effort: the new file is already in
+// place, so a failure here is not reported as a failed write.
+void sync_parent_directory(const std::filesystem::path& path) {
+  std::filesystem::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
 
 std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string(), "cannot open (missing or unreadable)");
-  std::ostringstream out;
-  out << in.rdbuf();
-  if (in.bad()) throw Error(path.string(), "read failed");
-  return out.str();
+  const std::string where = path.string();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(where, reason("cannot open", errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    throw Error(where, "is a directory, not a file");
+  }
+  std::string bytes;
+  // Regular files report their size; pipes and /proc files report 0 and are read in chunks.
+  bytes.reserve(S_ISREG(st.st_mode) ? static_cast<size_t>(st.st_size) : 0);
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t got = ::read(fd, chunk, sizeof(chunk));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      const int error = errno;
+      ::close(fd);
+      throw Error(where, reason("read failed", error));
+    }
+    if (got == 0) break;
+    bytes.append(chunk, static_cast<size_t>(got));
+  }
+  ::close(fd);
+  return bytes;
 }
 
 AtomicFile::AtomicFile(const std::filesystem::path& path) : path_(path) {
+  if (!path.has_filename()) throw Error(path.string().empty() ? "(empty path)" : path.string(), "not a file name");
   std::string pattern = path.string() + ".tmp-XXXXXX";
   std::vector<char> name(pattern.begin(), pattern.end());
   name.push_back('\0');
-  fd_ = ::mkstemp(name.data());
-  if (fd_ < 0) throw Error(path.string(), std::string("cannot create the file: ") + std::strerror(errno));
+  fd_ = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd_ < 0) throw Error(path.string(), reason("cannot create a temporary file next to it", errno));
   temp_path_ = name.data();
-  ::fchmod(fd_, 0644);
+  // mkstemp makes the file 0600; give it what a plain open() would.
+  if (::fchmod(fd_, 0666 & ~current_umask()) != 0) {
+    const int error = errno;
+    ::close(fd_);
+    fd_ = -1;
+    ::unlink(temp_path_.c_str());
+    throw Error(path.string(), reason("cannot set the permissions of the temporary file", error));
+  }
 }
 
 AtomicFile::~AtomicFile() {
@@ -40,12 +103,13 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::write(const void* data, size_t size) {
+  assert(!committed_ && fd_ >= 0 && "AtomicFile::write after commit");
   const char* bytes = static_cast<const char*>(data);
   while (size > 0) {
     const ssize_t written = ::write(fd_, bytes, size);
     if (written < 0) {
       if (errno == EINTR) continue;
-      throw Error(path_.string(), std::string("write failed: ") + std::strerror(errno));
+      throw Error(path_.string(), reason("write failed", errno));
     }
     bytes += written;
     size -= static_cast<size_t>(written);
@@ -53,14 +117,18 @@ void AtomicFile::write(const void* data, size_t size) {
 }
 
 void AtomicFile::commit() {
-  if (::fsync(fd_) != 0) throw Error(path_.string(), std::string("fsync failed: ") + std::strerror(errno));
+  assert(!committed_ && fd_ >= 0 && "AtomicFile::commit twice");
+  // fsync before rename: otherwise a crash can leave the new name pointing at
+  // an empty or partial file on file systems that reorder metadata and data.
+  if (::fsync(fd_) != 0) throw Error(path_.string(), reason("fsync failed", errno));
   const int fd = fd_;
   fd_ = -1;
-  if (::close(fd) != 0) throw Error(path_.string(), std::string("close failed: ") + std::strerror(errno));
+  if (::close(fd) != 0) throw Error(path_.string(), reason("close failed", errno));
   if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
-    throw Error(path_.string(), std::string("cannot move the file into place: ") + std::strerror(errno));
+    throw Error(path_.string(), reason("cannot move the new file into place", errno));
   }
   committed_ = true;
+  sync_parent_directory(path_);
 }
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {

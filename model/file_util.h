@@ -1,21 +1,31 @@
-// Whole-file reading and atomic writing (temp file + rename), with user-facing errors.
+// Whole-file reading and atomic whole-file writing (temporary file + fsync +
+// rename), with errors that name the path.
 #pragma once
 
-#include <cstdio>
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <string_view>
 
 namespace superpose {
 
-// The whole file. Throws Error naming the path when it is missing or unreadable.
+// The whole file's bytes. Throws Error naming the path when it is missing,
+// a directory, or unreadable. Thread-safe.
 std::string read_file(const std::filesystem::path& path);
 
-// A file that appears at `path` only when committed: writes go to a temporary
-// "<path>.tmp-XXXXXX" in the same directory; commit() flushes, fsyncs and
-// renames it onto `path`; destruction without commit removes the temporary.
-// So a failure at any point leaves nothing at `path` and no temporary.
-// Not thread-safe. Throws Error naming `path` on any I/O failure.
+// A file that appears at `path` only when committed.
+//
+// The constructor creates "<path>.tmp-XXXXXX" (mkstemp) in the same directory,
+// so the final rename never crosses file systems; write() appends to it;
+// commit() fsyncs it, closes it, renames it onto `path` (replacing any file
+// there, or a symlink itself rather than its target) and fsyncs the directory.
+// The destructor removes the temporary unless commit() succeeded. So at every
+// moment `path` holds either its old contents (or nothing) or the complete new
+// file, and a failure at any point leaves no temporary behind.
+// The new file gets mode 0666 minus the process umask, as open() would give.
+// Errors: every I/O failure throws Error naming `path` and the system's reason.
+// Calling write() or commit() after a successful commit() is a programmer
+// error (asserted). Not thread-safe; not copyable or movable.
 class AtomicFile {
  public:
   explicit AtomicFile(const std::filesystem::path& path);
@@ -27,6 +37,9 @@ class AtomicFile {
   void write(std::string_view bytes) { write(bytes.data(), bytes.size()); }
   void commit();
 
+  const std::filesystem::path& path() const { return path_; }
+  const std::string& temp_path() const { return temp_path_; }  // for tests and diagnostics
+
  private:
   std::filesystem::path path_;
   std::string temp_path_;
@@ -34,7 +47,8 @@ class AtomicFile {
   bool committed_ = false;
 };
 
-// Writes `bytes` to `path` atomically (see AtomicFile).
+// Writes `bytes` to `path` atomically (see AtomicFile). Throws Error naming
+// the path on failure; never leaves a partial file at `path`.
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
 
 }  // namespace superpose

@@ -1,8 +1,9 @@
 // Model panel: choose a model directory and read its configuration.
+#include <cstdio>
+
 #include <imgui.h>
 
 #include "app/studio/panels.h"
-#include "model/device.h"
 
 namespace superpose::studio {
 namespace {
@@ -58,7 +59,9 @@ void ModelPanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker)
       config_row("context", std::to_string(c.n_positions));
       config_row("vocabulary (V)", std::to_string(c.vocab_size));
       config_row("activation", c.activation_function);
-      config_row("layer-norm eps", std::to_string(c.layer_norm_epsilon));
+      char eps[32];
+      std::snprintf(eps, sizeof(eps), "%g", c.layer_norm_epsilon);
+      config_row("layer-norm eps", eps);
       config_row("scale by 1/sqrt(C/H)", c.scale_attn_weights ? "yes" : "no");
       config_row("scale by 1/(layer+1)", c.scale_attn_by_inverse_layer_idx ? "yes" : "no");
       config_row("head tied to wte", c.tie_word_embeddings ? "yes" : "no");

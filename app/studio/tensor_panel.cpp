@@ -22,10 +22,10 @@ void TensorPanel::draw(AppState& state, const Snapshot& snapshot) {
     const auto flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_ScrollY | ImGuiTableFlags_Resizable;
     if (ImGui::BeginTable("tensors", 4, flags)) {
       ImGui::TableSetupScrollFreeze(0, 1);
-      ImGui::TableSetupColumn("name");
-      ImGui::TableSetupColumn("dtype");
-      ImGui::TableSetupColumn("shape");
-      ImGui::TableSetupColumn("bytes");
+      ImGui::TableSetupColumn("name", ImGuiTableColumnFlags_WidthStretch, 4.0f);
+      ImGui::TableSetupColumn("dtype", ImGuiTableColumnFlags_WidthStretch, 0.8f);
+      ImGui::TableSetupColumn("shape", ImGuiTableColumnFlags_WidthStretch, 1.6f);
+      ImGui::TableSetupColumn("bytes", ImGuiTableColumnFlags_WidthStretch, 1.2f);
       ImGui::TableHeadersRow();
       ImGuiListClipper clipper;
       clipper.Begin(static_cast<int>(rows.size()));
