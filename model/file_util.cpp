@@ -2,6 +2,7 @@
 // ships its own std::filesystem symbols, so only path arithmetic is used here).
 #include "model/file_util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -126,6 +127,71 @@ void AtomicFile::commit() {
   if (::close(fd) != 0) throw Error(path_.string(), reason("close failed", errno));
   if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
     throw Error(path_.string(), reason("cannot move the new file into place", errno));
+  }
+  committed_ = true;
+  sync_parent_directory(path_);
+}
+
+namespace {
+
+// Entries of a directory other than "." and "..", or -1 when it cannot be read.
+int count_entries(const std::filesystem::path& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (const dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) ++n;
+  }
+  ::closedir(d);
+  return n;
+}
+
+// Removes the files of a directory (one level) and the directory itself.
+void remove_flat_directory(const std::filesystem::path& dir) {
+  if (DIR* d = ::opendir(dir.c_str())) {
+    std::vector<std::string> names;
+    while (const dirent* e = ::readdir(d)) {
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
+    }
+    ::closedir(d);
+    for (const auto& name : names) ::unlink((dir / name).c_str());
+  }
+  ::rmdir(dir.c_str());
+}
+
+}  // namespace
+
+AtomicDirectory::AtomicDirectory(const std::filesystem::path& path) : path_(path.lexically_normal()) {
+  const std::string where = path.string().empty() ? "(empty path)" : path.string();
+  if (!path_.has_filename()) path_ = path_.parent_path();  // "out/" -> "out"
+  if (!path_.has_filename()) throw Error(where, "not a directory name");
+  struct stat st {};
+  if (::lstat(path_.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw Error(where, "exists and is not a directory");
+    if (count_entries(path_) != 0) throw Error(where, "exists and is not empty; choose a new directory");
+  }
+  std::string pattern = path_.string() + ".tmp-XXXXXX";
+  std::vector<char> name(pattern.begin(), pattern.end());
+  name.push_back('\0');
+  if (::mkdtemp(name.data()) == nullptr) throw Error(where, reason("cannot create a temporary directory next to it", errno));
+  temp_dir_ = name.data();
+  ::chmod(temp_dir_.c_str(), 0777 & ~current_umask());
+}
+
+AtomicDirectory::~AtomicDirectory() {
+  if (!committed_ && !temp_dir_.empty()) remove_flat_directory(temp_dir_);
+}
+
+void AtomicDirectory::commit() {
+  assert(!committed_ && "AtomicDirectory::commit twice");
+  const int fd = ::open(temp_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)::fsync(fd);
+    ::close(fd);
+  }
+  // rename(2) replaces an empty directory and refuses a non-empty one.
+  if (::rename(temp_dir_.c_str(), path_.c_str()) != 0) {
+    throw Error(path_.string(), reason("cannot move the new directory into place", errno));
   }
   committed_ = true;
   sync_parent_directory(path_);

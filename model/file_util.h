@@ -47,6 +47,33 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// A directory that appears at `path` only when committed, complete.
+//
+// The constructor refuses a `path` that exists and is not an empty directory
+// (Error naming it), then creates "<path>.tmp-XXXXXX" (mkdtemp) next to it;
+// callers write their files into dir(). commit() fsyncs the directory and
+// renames it onto `path`. The destructor removes the temporary directory and
+// the files in it (one level) unless commit() succeeded, so a failure leaves
+// nothing behind. Not thread-safe; not copyable or movable.
+class AtomicDirectory {
+ public:
+  explicit AtomicDirectory(const std::filesystem::path& path);
+  ~AtomicDirectory();
+  AtomicDirectory(const AtomicDirectory&) = delete;
+  AtomicDirectory& operator=(const AtomicDirectory&) = delete;
+
+  // Where to write the files before commit().
+  const std::filesystem::path& dir() const { return temp_dir_; }
+  std::filesystem::path operator/(const std::string& name) const { return temp_dir_ / name; }
+  void commit();
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  std::filesystem::path temp_dir_;
+  bool committed_ = false;
+};
+
 // Writes `bytes` to `path` atomically (see AtomicFile). Throws Error naming
 // the path on failure; never leaves a partial file at `path`.
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
