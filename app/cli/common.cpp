@@ -1,6 +1,7 @@
 // Shared option handling for the superpose subcommands.
 #include "app/cli/common.h"
 
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 
@@ -56,6 +57,112 @@ std::string format(const char* pattern, ...) {
   va_end(args);
   out.resize(static_cast<size_t>(std::max(size, 0)));
   return out;
+}
+
+namespace {
+
+std::vector<std::string> split_commas(const std::string& text, const std::string& option) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = text.find(',', start);
+    items.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (items.back().empty()) throw Error(option, "empty item in the list '" + text + "'");
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return items;
+}
+
+}  // namespace
+
+std::vector<double> parse_number_list(const std::string& text, const std::string& option) {
+  std::vector<double> values;
+  for (const auto& item : split_commas(text, option)) {
+    size_t used = 0;
+    double value = 0;
+    try {
+      value = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || !std::isfinite(value)) throw Error(option, "'" + item + "' is not a number");
+    values.push_back(value);
+  }
+  return values;
+}
+
+std::vector<int64_t> parse_index_list(const std::string& text, const std::string& option) {
+  std::vector<int64_t> values;
+  for (const auto& item : split_commas(text, option)) {
+    if (item.find_first_not_of("0123456789") != std::string::npos || item.size() > 9) {
+      throw Error(option, "'" + item + "' is not a layer number (0, 1, ...)");
+    }
+    values.push_back(std::stoll(item));
+  }
+  return values;
+}
+
+LoadedSuperposition SuperpositionOptions::load(torch::Device device, torch::Dtype dtype) const {
+  if (base.empty() != fine.empty()) throw Error(base.empty() ? "--fine" : "--base", "give --base and --fine together");
+  std::optional<std::filesystem::path> base_dir, fine_dir;
+  if (!base.empty()) {
+    base_dir = base;
+    fine_dir = fine;
+  }
+  return load_superposition(superposition, base_dir, fine_dir, device, dtype);
+}
+
+void SuperpositionOptions::apply_overrides(SuperposedModel& model) const {
+  const int64_t L = model->n_layer();
+  auto check_range = [](double v, const std::string& option) {
+    if (!(v >= 0.0 && v <= 1.0)) throw Error(option, "α value " + format("%g", v) + " is outside [0, 1]");
+  };
+  if (!alpha.empty() && !alpha_layers.empty()) throw Error("--alpha", "give --alpha or --alpha-layers, not both");
+  if (!alpha.empty()) {
+    const auto values = parse_number_list(alpha, "--alpha");
+    if (values.size() != 1) throw Error("--alpha", "takes one value; use --alpha-layers for one per layer");
+    check_range(values[0], "--alpha");
+    model->set_alpha(values[0]);
+  }
+  if (!alpha_layers.empty()) {
+    const auto values = parse_number_list(alpha_layers, "--alpha-layers");
+    if (static_cast<int64_t>(values.size()) != L) {
+      throw Error("--alpha-layers", "got " + std::to_string(values.size()) + " values; the model has " +
+                                        std::to_string(L) + " layers");
+    }
+    for (int64_t l = 0; l < L; ++l) {
+      check_range(values[static_cast<size_t>(l)], "--alpha-layers");
+      model->set_alpha_layer(l, values[static_cast<size_t>(l)]);
+    }
+  }
+  if (!ae_off.empty()) {
+    for (int64_t l : parse_index_list(ae_off, "--ae-off")) {
+      if (l >= L) throw Error("--ae-off", "layer " + std::to_string(l) + " is outside 0.." + std::to_string(L - 1));
+      if (!model->has_autoencoder(l)) throw Error("--ae-off", "layer " + std::to_string(l) + " has no autoencoder");
+      model->set_autoencoder_enabled(l, false);
+    }
+  }
+}
+
+void SuperpositionOptions::require_for(const std::string& model_option, const std::string& model) const {
+  if (model.empty()) return;
+  const std::pair<const char*, const std::string*> only[] = {
+      {"--base", &base}, {"--fine", &fine}, {"--alpha", &alpha}, {"--alpha-layers", &alpha_layers}, {"--ae-off", &ae_off}};
+  for (const auto& [name, value] : only) {
+    if (!value->empty()) throw Error(name, std::string("applies to --superposition, not to ") + model_option);
+  }
+}
+
+void add_superposition_options(CLI::App& command, SuperpositionOptions& options, bool with_overrides) {
+  command.add_option("--superposition", options.superposition, "Superposition checkpoint directory")
+      ->check(kExistingDir);
+  command.add_option("--base", options.base, "Base expert directory (instead of the checkpoint's)")->check(kExistingDir);
+  command.add_option("--fine", options.fine, "Fine expert directory (instead of the checkpoint's)")->check(kExistingDir);
+  if (!with_overrides) return;
+  command.add_option("--alpha", options.alpha, "Override α: one value in [0, 1] for every layer");
+  command.add_option("--alpha-layers", options.alpha_layers, "Override α per layer: a0,a1,... (L values in [0, 1])");
+  command.add_option("--ae-off", options.ae_off, "Switch these layers' autoencoders off: l,l,...");
 }
 
 const CLI::Validator kExistingDir(

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <torch/types.h>
 
+#include "model/superposition_io.h"
 #include "model/tokenizer.h"
 
 namespace superpose::cli {
@@ -18,6 +19,8 @@ void register_info(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_trace(CLI::App& app);
 void register_generate(CLI::App& app);
+void register_import_seed(CLI::App& app);
+void register_audit(CLI::App& app);
 
 struct DeviceOptions {
   std::string device = "cpu";
@@ -26,6 +29,33 @@ struct DeviceOptions {
   torch::Dtype parsed_dtype() const;
 };
 void add_device_options(CLI::App& command, DeviceOptions& options);
+
+// A comma-separated list of numbers ("0.2,0.9,0.5"), each parsed whole.
+// Throws Error(option, ...) on an empty item or anything that is not a number.
+std::vector<double> parse_number_list(const std::string& text, const std::string& option);
+// A comma-separated list of non-negative integers ("3,4").
+std::vector<int64_t> parse_index_list(const std::string& text, const std::string& option);
+
+// --superposition DIR [--base DIR --fine DIR] and the α / autoencoder
+// overrides [--alpha V | --alpha-layers a0,...] [--ae-off l,...].
+struct SuperpositionOptions {
+  std::string superposition;
+  std::string base, fine;
+  std::string alpha, alpha_layers, ae_off;
+
+  bool given() const { return !superposition.empty(); }
+  // Loads the checkpoint (experts from --base/--fine when given).
+  LoadedSuperposition load(torch::Device device, torch::Dtype dtype) const;
+  // Applies --alpha / --alpha-layers / --ae-off to `model`. Throws Error
+  // naming the option for values outside [0, 1], a wrong count, both
+  // --alpha and --alpha-layers, or a layer without an autoencoder.
+  void apply_overrides(SuperposedModel& model) const;
+  // With a single model (`model_option` = its value, non-empty), refuses
+  // every superposition-only option with Error naming it.
+  void require_for(const std::string& model_option, const std::string& model) const;
+};
+// Adds --superposition, --base, --fine; with_overrides adds the override options too.
+void add_superposition_options(CLI::App& command, SuperpositionOptions& options, bool with_overrides);
 
 // --tokenizer DIR, else the model directory, else the defaults (model_dir.h).
 Tokenizer load_tokenizer(const std::string& tokenizer_option, const std::optional<std::filesystem::path>& model_dir);
