@@ -230,7 +230,8 @@ std::string relative_path(const std::filesystem::path& target, const std::filesy
 }
 
 void save_superposition(const std::filesystem::path& dir, SuperposedModel& model, SuperpositionSpec spec,
-                        const std::filesystem::path& base_dir, const std::filesystem::path& fine_dir) {
+                        const std::filesystem::path& base_dir, const std::filesystem::path& fine_dir,
+                        bool replace) {
   spec.config = model->config();
   spec.base_path = relative_path(base_dir, dir);
   spec.fine_path = relative_path(fine_dir, dir);
@@ -240,7 +241,7 @@ void save_superposition(const std::filesystem::path& dir, SuperposedModel& model
   }
   const std::map<std::string, std::string> metadata = {{"format", kFormat}};
   const std::string json = to_json(spec).dump(2) + "\n";
-  if (is_superposition_dir(dir)) {
+  if (replace && is_superposition_dir(dir)) {
     save_safetensors(dir / kSuperpositionWeights, tensors, metadata);
     write_file_atomic(dir / kSuperpositionJson, json);
     return;

@@ -77,11 +77,13 @@ void assign_superposition_parameters(SuperposedModel& model, const std::map<std:
 void load_superposition_weights(SuperposedModel& model, const std::filesystem::path& path);
 
 // Writes `model` and `spec` (with expert paths written relative to `dir`)
-// to `dir`. A new or empty `dir` appears complete or not at all; an existing
-// checkpoint directory has its two files replaced atomically, weights first.
-// Anything else at `dir` is refused with an Error.
+// to `dir`. A new or empty `dir` appears complete or not at all; with
+// `replace`, an existing checkpoint directory has its two files replaced
+// atomically, weights first (training's periodic checkpoints). Anything else
+// at `dir` is refused with an Error.
 void save_superposition(const std::filesystem::path& dir, SuperposedModel& model, SuperpositionSpec spec,
-                        const std::filesystem::path& base_dir, const std::filesystem::path& fine_dir);
+                        const std::filesystem::path& base_dir, const std::filesystem::path& fine_dir,
+                        bool replace = false);
 
 // `target` as seen from directory `from` ("../base"), by path arithmetic on
 // absolute, normalised paths.

@@ -437,8 +437,9 @@ TEST(SuperpositionCheckpoint, RoundTripsAndWritesRelativeExpertPaths) {
     EXPECT_TRUE(torch::equal(loaded.model->named_parameters()[item.key()], item.value())) << item.key();
   }
   EXPECT_EQ(to_json(loaded.spec), json);
-  // Saving again replaces the files in place.
-  save_superposition(dir, model, spec, kBase, kFine);
+  // Saving again replaces the files in place only when asked to.
+  SUPERPOSE_EXPECT_THROW_WITH(save_superposition(dir, model, spec, kBase, kFine), Error, "exists and is not empty");
+  save_superposition(dir, model, spec, kBase, kFine, /*replace=*/true);
   EXPECT_NO_THROW(load_superposition(dir));
 }
 
