@@ -13,8 +13,12 @@ namespace superpose::cli {
 torch::Device DeviceOptions::parsed_device() const { return parse_device(device); }
 torch::Dtype DeviceOptions::parsed_dtype() const { return parse_dtype(dtype, parsed_device()); }
 
-void add_device_options(CLI::App& command, DeviceOptions& options) {
+void add_device_option(CLI::App& command, DeviceOptions& options) {
   command.add_option("--device", options.device, "cpu, cuda or cuda:N")->capture_default_str();
+}
+
+void add_device_options(CLI::App& command, DeviceOptions& options) {
+  add_device_option(command, options);
   command.add_option("--dtype", options.dtype, "f32, or bf16 / f16 on CUDA")->capture_default_str();
 }
 

@@ -18,6 +18,7 @@ void register_info(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_trace(CLI::App& app);
 void register_generate(CLI::App& app);
+void register_merge(CLI::App& app);
 
 struct DeviceOptions {
   std::string device = "cpu";
@@ -26,6 +27,8 @@ struct DeviceOptions {
   torch::Dtype parsed_dtype() const;
 };
 void add_device_options(CLI::App& command, DeviceOptions& options);
+// --device alone, for commands whose precision is not the user's choice.
+void add_device_option(CLI::App& command, DeviceOptions& options);
 
 // --tokenizer DIR, else the model directory, else the defaults (model_dir.h).
 Tokenizer load_tokenizer(const std::string& tokenizer_option, const std::optional<std::filesystem::path>& model_dir);

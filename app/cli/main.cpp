@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   superpose::cli::register_tokenize(app);
   superpose::cli::register_trace(app);
   superpose::cli::register_generate(app);
+  superpose::cli::register_merge(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
