@@ -1,6 +1,7 @@
 // Shared option handling for the superpose subcommands.
 #include "app/cli/common.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -14,8 +15,12 @@ namespace superpose::cli {
 torch::Device DeviceOptions::parsed_device() const { return parse_device(device); }
 torch::Dtype DeviceOptions::parsed_dtype() const { return parse_dtype(dtype, parsed_device()); }
 
-void add_device_options(CLI::App& command, DeviceOptions& options) {
+void add_device_option(CLI::App& command, DeviceOptions& options) {
   command.add_option("--device", options.device, "cpu, cuda or cuda:N")->capture_default_str();
+}
+
+void add_device_options(CLI::App& command, DeviceOptions& options) {
+  add_device_option(command, options);
   command.add_option("--dtype", options.dtype, "f32, or bf16 / f16 on CUDA")->capture_default_str();
 }
 
@@ -61,13 +66,12 @@ std::string format(const char* pattern, ...) {
 
 namespace {
 
-std::vector<std::string> split_commas(const std::string& text, const std::string& option) {
+std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> items;
   size_t start = 0;
   for (;;) {
     const size_t comma = text.find(',', start);
     items.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (items.back().empty()) throw Error(option, "empty item in the list '" + text + "'");
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
@@ -76,25 +80,27 @@ std::vector<std::string> split_commas(const std::string& text, const std::string
 
 }  // namespace
 
+double parse_number(const std::string& option, const std::string& text) {
+  size_t used = 0;
+  double value = 0.0;
+  try {
+    if (!text.empty() && !std::isspace(static_cast<unsigned char>(text[0]))) value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) throw Error(option, "'" + text + "' is not a number");
+  return value;
+}
+
 std::vector<double> parse_number_list(const std::string& text, const std::string& option) {
   std::vector<double> values;
-  for (const auto& item : split_commas(text, option)) {
-    size_t used = 0;
-    double value = 0;
-    try {
-      value = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size() || !std::isfinite(value)) throw Error(option, "'" + item + "' is not a number");
-    values.push_back(value);
-  }
+  for (const auto& item : split_commas(text)) values.push_back(parse_number(option, item));
   return values;
 }
 
 std::vector<int64_t> parse_index_list(const std::string& text, const std::string& option) {
   std::vector<int64_t> values;
-  for (const auto& item : split_commas(text, option)) {
+  for (const auto& item : split_commas(text)) {
     if (item.find_first_not_of("0123456789") != std::string::npos || item.size() > 9) {
       throw Error(option, "'" + item + "' is not a layer number (0, 1, ...)");
     }

@@ -21,6 +21,7 @@ void register_trace(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_import_seed(CLI::App& app);
 void register_audit(CLI::App& app);
+void register_merge(CLI::App& app);
 
 struct DeviceOptions {
   std::string device = "cpu";
@@ -29,9 +30,14 @@ struct DeviceOptions {
   torch::Dtype parsed_dtype() const;
 };
 void add_device_options(CLI::App& command, DeviceOptions& options);
+// --device alone, for commands whose precision is not the user's choice.
+void add_device_option(CLI::App& command, DeviceOptions& options);
 
+// A whole string that is a number ("0.5", "inf"; no spaces, nothing after),
+// else Error(option, "'text' is not a number"). Ranges are the caller's.
+double parse_number(const std::string& option, const std::string& text);
 // A comma-separated list of numbers ("0.2,0.9,0.5"), each parsed whole.
-// Throws Error(option, ...) on an empty item or anything that is not a number.
+// Throws Error(option, ...) on an item (empty ones included) that is not a number.
 std::vector<double> parse_number_list(const std::string& text, const std::string& option);
 // A comma-separated list of non-negative integers ("3,4").
 std::vector<int64_t> parse_index_list(const std::string& text, const std::string& option);

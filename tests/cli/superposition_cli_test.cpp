@@ -22,9 +22,10 @@ const std::string kFine = (kFixtures / "gpt2-tiny-fine").string();
 
 class SuperpositionCli : public superpose::testing::CliTest {
  protected:
+  int imports_ = 0;
   nlohmann::json reference() { return nlohmann::json::parse(superpose::read_file(kSeeds / "reference.json")); }
   std::string import(const std::string& seed, const std::vector<std::string>& extra = {}) {
-    const auto out = (dir_ / (seed + ".sp")).string();
+    const auto out = (dir_ / (seed + "." + std::to_string(imports_++) + ".sp")).string();
     std::vector<std::string> args = {"import-seed", "--checkpoint", (kSeeds / seed).string(), "--base", kBase,
                                      "--fine",      kFine,          "--out",                   out};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -108,6 +109,37 @@ TEST_F(SuperpositionCli, AuditLabelsCenteredModelsAndExitsZero) {
   EXPECT_EQ(j["causal"], false);
   EXPECT_GT(j["max_deviation"].get<double>(), 1e-3);
   EXPECT_EQ(j["convolution"], "centered");
+}
+
+TEST_F(SuperpositionCli, AlphaHardMergeTakesTheLearnedAlphaOfASuperposition) {
+  const auto two = import("seed_2d.pt");
+  // The 2D α averaged over dimensions, per layer, as --alpha-layers.
+  const auto alpha = superpose::SafetensorsFile(kSeeds / "ref_2d.safetensors").load("alpha").to(torch::kFloat64).mean(1);
+  std::string layers;
+  for (int64_t l = 0; l < alpha.size(0); ++l) {
+    layers += (l ? "," : "") + std::to_string(alpha[l].item<double>());
+  }
+  const auto a = dir_ / "from_superposition", b = dir_ / "from_list";
+  const std::vector<std::string> merge = {"merge", "--base", kBase, "--fine", kFine, "--method", "alpha-hard"};
+  auto with = [&](std::vector<std::string> extra) {
+    auto args = merge;
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = run(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  };
+  with({"--superposition", two, "--out", a.string()});
+  with({"--alpha-layers", layers, "--out", b.string()});
+  const superpose::SafetensorsFile x(a / "model.safetensors"), y(b / "model.safetensors");
+  for (const auto& info : x.tensors()) {
+    SCOPED_TRACE(info.name);
+    EXPECT_TRUE(all_close(x.load(info.name), y.load(info.name), 1e-5));  // α printed with 6 decimals
+  }
+  expect_clean_failure({"merge", "--base", kBase, "--fine", kFine, "--method", "alpha-hard", "--superposition", two,
+                        "--alpha-layers", layers, "--out", (dir_ / "c").string()},
+                       {"not both"}, dir_ / "c");
+  expect_clean_failure({"merge", "--base", kBase, "--fine", kFine, "--method", "linear", "--superposition", two,
+                        "--out", (dir_ / "c").string()},
+                       {"--superposition", "applies to alpha-hard only"}, dir_ / "c");
 }
 
 TEST_F(SuperpositionCli, BadInputFailsWithOneLineAndNoFile) {
