@@ -3,7 +3,10 @@
 // The model has GPT-2 small's shape (12 layers, 12 heads, width 768, 50257
 // tokens) with random weights: speed does not depend on the weight values.
 // Each iteration generates kNewTokens greedily after a kPromptTokens prompt;
-// the counter tokens_per_s is new tokens per second.
+// the counter tokens_per_s is new tokens per second. SUPERPOSE_BENCH_DEVICE
+// (cpu, cuda) and SUPERPOSE_BENCH_DTYPE (f32, bf16) choose where it runs.
+#include <cstdlib>
+
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -19,6 +22,10 @@ superpose::GPT2& gpt2_small() {
   static superpose::GPT2 model = [] {
     torch::manual_seed(0);
     superpose::GPT2 m(superpose::GPT2Config{});
+    const char* device_name = std::getenv("SUPERPOSE_BENCH_DEVICE");
+    const char* dtype_name = std::getenv("SUPERPOSE_BENCH_DTYPE");
+    const auto device = superpose::parse_device(device_name != nullptr ? device_name : "cpu");
+    m->to(device, superpose::parse_dtype(dtype_name != nullptr ? dtype_name : "f32", device));
     m->eval();
     return m;
   }();

@@ -6,7 +6,8 @@
 // values) and a causal 1D superposition with an autoencoder at every layer.
 // Environment: SUPERPOSE_BENCH_SHAPE = small (6 layers, width 384, 6 heads;
 // default) or gpt2-small (12 layers, 768, 12 heads); SUPERPOSE_BENCH_DEVICE =
-// cpu (default) or cuda; SUPERPOSE_BENCH_DTYPE = f32 (default) or bf16.
+// cpu (default) or cuda; SUPERPOSE_BENCH_DTYPE = f32 (default) or bf16;
+// SUPERPOSE_BENCH_AE = on (default) or off (every autoencoder switched off).
 // Each iteration generates kNewTokens greedily after a kPromptTokens prompt;
 // tokens_per_s counts new tokens.
 #include <cstdlib>
@@ -47,6 +48,9 @@ superpose::SuperposedModel& superposition() {
     superpose::SuperposedModel m(base, fine,
                                  superpose::SuperposedConfig::defaults(superpose::AlphaVariant::k1D, config));
     m->eval();
+    if (env("SUPERPOSE_BENCH_AE", "on") == "off") {
+      for (int64_t l = 0; l < m->n_layer(); ++l) m->set_autoencoder_enabled(l, false);
+    }
     return m;
   }();
   return model;
@@ -60,7 +64,7 @@ std::vector<int64_t> prompt() {
 
 void label(benchmark::State& state) {
   state.SetLabel(env("SUPERPOSE_BENCH_SHAPE", "small") + " " + env("SUPERPOSE_BENCH_DEVICE", "cpu") + " " +
-                 env("SUPERPOSE_BENCH_DTYPE", "f32"));
+                 env("SUPERPOSE_BENCH_DTYPE", "f32") + (env("SUPERPOSE_BENCH_AE", "on") == "off" ? " no-AE" : ""));
   state.counters["threads"] = at::get_num_threads();
 }
 
