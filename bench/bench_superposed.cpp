@@ -7,7 +7,8 @@
 // Environment: SUPERPOSE_BENCH_SHAPE = small (6 layers, width 384, 6 heads;
 // default) or gpt2-small (12 layers, 768, 12 heads); SUPERPOSE_BENCH_DEVICE =
 // cpu (default) or cuda; SUPERPOSE_BENCH_DTYPE = f32 (default) or bf16;
-// SUPERPOSE_BENCH_AE = on (default) or off (every autoencoder switched off).
+// SUPERPOSE_BENCH_AE = on (default) or off (every autoencoder switched off);
+// SUPERPOSE_BENCH_CUDNN_BENCHMARK = 1 lets cuDNN time its algorithms.
 // Each iteration generates kNewTokens greedily after a kPromptTokens prompt;
 // tokens_per_s counts new tokens.
 #include <cstdlib>
@@ -15,6 +16,9 @@
 
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#endif
 
 #include "model/device.h"
 #include "model/superposed_generate.h"
@@ -29,6 +33,20 @@ std::string env(const char* name, const char* fallback) {
   return value != nullptr && *value ? value : fallback;
 }
 
+std::vector<int64_t> prompt();
+
+// Loads kernels and picks library algorithms before anything is timed: a
+// slow first iteration would otherwise be the whole measurement.
+void warm_up(superpose::SuperposedModel& model) {
+  superpose::GenerateOptions options;
+  options.max_new_tokens = 4;
+  for (bool cache : {true, false}) {
+    options.use_cache = cache;
+    superpose::Sampler sampler(superpose::SamplingOptions{0.0, 0, 1.0, 0});
+    superpose::generate(model, prompt(), options, sampler);
+  }
+}
+
 superpose::SuperposedModel& superposition() {
   static superpose::SuperposedModel model = [] {
     superpose::GPT2Config config;
@@ -39,6 +57,7 @@ superpose::SuperposedModel& superposition() {
     }
     const auto device = superpose::parse_device(env("SUPERPOSE_BENCH_DEVICE", "cpu"));
     const auto dtype = superpose::parse_dtype(env("SUPERPOSE_BENCH_DTYPE", "f32"), device);
+    if (env("SUPERPOSE_BENCH_CUDNN_BENCHMARK", "0") == "1") at::globalContext().setBenchmarkCuDNN(true);
     torch::manual_seed(0);
     superpose::GPT2 base(config), fine(config);
     base->to(device, dtype);
@@ -51,6 +70,17 @@ superpose::SuperposedModel& superposition() {
     if (env("SUPERPOSE_BENCH_AE", "on") == "off") {
       for (int64_t l = 0; l < m->n_layer(); ++l) m->set_autoencoder_enabled(l, false);
     }
+    warm_up(m);
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+    // SUPERPOSE_BENCH_PROFILE=FILE: a chrome trace of a few cached steps.
+    if (const char* trace = std::getenv("SUPERPOSE_BENCH_PROFILE")) {
+      torch::autograd::profiler::RecordProfile profile(trace);
+      superpose::GenerateOptions options;
+      options.max_new_tokens = 3;
+      superpose::Sampler sampler(superpose::SamplingOptions{0.0, 0, 1.0, 0});
+      superpose::generate(m, prompt(), options, sampler);
+    }
+#endif
     return m;
   }();
   return model;
