@@ -59,7 +59,15 @@ torch::Tensor SeqConvImpl::forward(const torch::Tensor& x, SeqConvState* state) 
     const auto zero = torch::zeros({B, 1, in}, x.options());
     padded = torch::cat({zero, x, zero}, 1);
   }
-  return conv->forward(padded.transpose(1, 2)).transpose(1, 2);  // (B,T,out)
+  // The kernel-3 convolution as one matrix product over the three shifted
+  // views: y_t = W·[p_t, p_{t+1}, p_{t+2}] + b with W = conv.weight (out,in,3)
+  // laid out (out, 3·in). (LibTorch 1.13's CPU Conv1d backward returned
+  // garbage input gradients now and then for this layout; this form is exact
+  // and the weights keep Conv1d's shape and meaning.)
+  const int64_t T = padded.size(1) - 2;
+  const auto windows = torch::cat({padded.narrow(1, 0, T), padded.narrow(1, 1, T), padded.narrow(1, 2, T)}, -1);
+  const auto weight = conv->weight.permute({0, 2, 1}).reshape({conv->weight.size(0), 3 * in});
+  return torch::nn::functional::linear(windows, weight, conv->bias);  // (B,T,out)
 }
 
 AutoencoderImpl::AutoencoderImpl(const AutoencoderConfig& config) : config_(config) {

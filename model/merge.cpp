@@ -67,10 +67,6 @@ int64_t block_index(const std::string& name) {
   return std::stoll(name.substr(2, name.find('.', 2) - 2));
 }
 
-std::string hf_name(const std::string& module_name) {
-  return module_name.rfind("lm_head.", 0) == 0 ? module_name : "transformer." + module_name;
-}
-
 double mean(const std::vector<double>& values) {
   double sum = 0.0;
   for (double v : values) sum += v;
@@ -298,7 +294,7 @@ NamedTensors merge_experts(const LoadedModel& base, const LoadedModel& fine, con
         break;
       }
     }
-    merged.emplace_back(hf_name(name), m.to(torch::kCPU, dtype_of.at(name)));
+    merged.emplace_back(hf_tensor_name(name), m.to(torch::kCPU, dtype_of.at(name)));
   }
   return merged;
 }

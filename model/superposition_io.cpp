@@ -241,7 +241,8 @@ void save_superposition(const std::filesystem::path& dir, SuperposedModel& model
   }
   const std::map<std::string, std::string> metadata = {{"format", kFormat}};
   const std::string json = to_json(spec).dump(2) + "\n";
-  if (replace && is_superposition_dir(dir)) {
+  std::error_code ec;
+  if (replace && std::filesystem::is_directory(dir, ec)) {
     save_safetensors(dir / kSuperpositionWeights, tensors, metadata);
     write_file_atomic(dir / kSuperpositionJson, json);
     return;

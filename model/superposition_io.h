@@ -78,9 +78,9 @@ void load_superposition_weights(SuperposedModel& model, const std::filesystem::p
 
 // Writes `model` and `spec` (with expert paths written relative to `dir`)
 // to `dir`. A new or empty `dir` appears complete or not at all; with
-// `replace`, an existing checkpoint directory has its two files replaced
-// atomically, weights first (training's periodic checkpoints). Anything else
-// at `dir` is refused with an Error.
+// `replace`, the two files are written into an existing directory (a
+// checkpoint, or a training run's output folder), each atomically, weights
+// first. Without it, anything at `dir` is refused with an Error.
 void save_superposition(const std::filesystem::path& dir, SuperposedModel& model, SuperpositionSpec spec,
                         const std::filesystem::path& base_dir, const std::filesystem::path& fine_dir,
                         bool replace = false);

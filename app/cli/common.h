@@ -22,6 +22,15 @@ void register_generate(CLI::App& app);
 void register_import_seed(CLI::App& app);
 void register_audit(CLI::App& app);
 void register_merge(CLI::App& app);
+void register_pretrain(CLI::App& app);
+void register_finetune(CLI::App& app);
+void register_train(CLI::App& app);
+
+// Thrown by a command that finished on purpose with a non-zero status (an
+// interrupted training run: 130); main() exits with `code`.
+struct ExitStatus {
+  int code;
+};
 
 struct DeviceOptions {
   std::string device = "cpu";

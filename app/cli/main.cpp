@@ -28,10 +28,15 @@ int main(int argc, char** argv) {
   superpose::cli::register_import_seed(app);
   superpose::cli::register_audit(app);
   superpose::cli::register_merge(app);
+  superpose::cli::register_pretrain(app);
+  superpose::cli::register_finetune(app);
+  superpose::cli::register_train(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const superpose::cli::ExitStatus& status) {
+    return status.code;
   } catch (const superpose::Error& e) {
     std::cerr << "superpose: " << first_line(e.what()) << "\n";
     return 1;
