@@ -20,6 +20,7 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 #endif
 
+#include "bench/bench_env.h"
 #include "model/device.h"
 #include "model/superposed_generate.h"
 
@@ -28,10 +29,7 @@ namespace {
 constexpr int64_t kPromptTokens = 32;
 constexpr int64_t kNewTokens = 64;
 
-std::string env(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value ? value : fallback;
-}
+using superpose::bench::env;
 
 std::vector<int64_t> prompt();
 
@@ -49,12 +47,7 @@ void warm_up(superpose::SuperposedModel& model) {
 
 superpose::SuperposedModel& superposition() {
   static superpose::SuperposedModel model = [] {
-    superpose::GPT2Config config;
-    if (env("SUPERPOSE_BENCH_SHAPE", "small") == "small") {
-      config.n_layer = 6;
-      config.n_embd = 384;
-      config.n_head = 6;
-    }
+    const superpose::GPT2Config config = superpose::bench::shape();
     const auto device = superpose::parse_device(env("SUPERPOSE_BENCH_DEVICE", "cpu"));
     const auto dtype = superpose::parse_dtype(env("SUPERPOSE_BENCH_DTYPE", "f32"), device);
     if (env("SUPERPOSE_BENCH_CUDNN_BENCHMARK", "0") == "1") at::globalContext().setBenchmarkCuDNN(true);

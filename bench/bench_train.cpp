@@ -25,6 +25,7 @@
 #include <torch/torch.h>
 
 #include "model/dataset.h"
+#include "bench/bench_env.h"
 #include "model/device.h"
 #include "model/superposition_training.h"
 #include "model/tokenizer.h"
@@ -36,22 +37,10 @@ namespace {
 constexpr int64_t kWarm = 3;
 constexpr int64_t kSteps = 20;
 
-std::string env(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value ? value : fallback;
-}
+using superpose::bench::env;
 
 int64_t env_int(const char* name, int64_t fallback) { return std::stoll(env(name, std::to_string(fallback).c_str())); }
 
-superpose::GPT2Config shape() {
-  superpose::GPT2Config config;
-  if (env("SUPERPOSE_BENCH_SHAPE", "small") == "small") {
-    config.n_layer = 6;
-    config.n_embd = 384;
-    config.n_head = 6;
-  }
-  return config;
-}
 
 // Enough windows for kWarm + kSteps steps without reuse.
 const superpose::TokenDataset& dataset() {
@@ -75,7 +64,7 @@ const superpose::TokenDataset& dataset() {
 }
 
 double timed_run(int64_t steps) {
-  const auto config = shape();
+  const auto config = superpose::bench::shape();
   const auto device = superpose::parse_device(env("SUPERPOSE_BENCH_DEVICE", "cpu"));
   torch::manual_seed(0);
   superpose::GPT2 base(config), fine(config);
