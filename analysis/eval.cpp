@@ -443,7 +443,8 @@ EvalReport evaluate(const LoadedModel& base, const LoadedModel& fine, Superposed
     if (domain_documents[label].empty()) report.missing_domains.push_back(names[label]);
   }
   for (auto& c : models) {
-    if (c.site == Site::kState && !superposition->causal()) report.causal = false;
+    const bool causal = c.site != Site::kState || superposition->causal();
+    report.causal = report.causal && causal;
     const auto stats = c.stats.cpu();
     const auto layers = c.layers.cpu();
     for (size_t label = 0; label < 2; ++label) {
@@ -469,12 +470,14 @@ EvalReport evaluate(const LoadedModel& base, const LoadedModel& fine, Superposed
       row.mse = sums[kMse].item<double>() / total;
       row.tokens = static_cast<int64_t>(total);
       row.documents = static_cast<int64_t>(docs.size());
+      row.causal = causal;
       report.rows.push_back(row);
       const auto layer_sums = layers.index_select(0, index).sum(0) / total;      // (L+1, 2)
       const auto base_fine_sums = base_fine.index_select(0, index).sum(0) / total;  // (L+1)
       for (int64_t i = 0; i <= L; ++i) {
         report.layers.push_back(EvalLayerRow{row.model, row.domain, i, layer_sums[i][0].item<double>(),
-                                             layer_sums[i][1].item<double>(), base_fine_sums[i].item<double>()});
+                                             layer_sums[i][1].item<double>(), base_fine_sums[i].item<double>(),
+                                             causal});
       }
     }
   }
@@ -534,21 +537,22 @@ std::string eval_markdown(const EvalReport& report, const std::string& data) {
 }
 
 std::string eval_rows_csv(const EvalReport& report) {
-  std::string out = "model,domain,ppl,ppl_lo,ppl_hi,acc,jsd,cosine,mse,tokens,documents\n";
+  std::string out = "model,domain,ppl,ppl_lo,ppl_hi,acc,jsd,cosine,mse,tokens,documents,causal\n";
   for (const auto& r : report.rows) {
     out += csv_text(r.model) + "," + csv_text(r.domain);
     for (double v : {r.ppl, r.ppl_lo, r.ppl_hi, r.acc, r.jsd, r.cosine, r.mse}) out += "," + csv_number(v);
-    out += "," + std::to_string(r.tokens) + "," + std::to_string(r.documents) + "\n";
+    out += "," + std::to_string(r.tokens) + "," + std::to_string(r.documents) + "," + (r.causal ? "true" : "false") +
+           "\n";
   }
   return out;
 }
 
 std::string eval_layers_csv(const EvalReport& report) {
-  std::string out = "model,domain,layer,l2_base,l2_fine,l2_base_fine\n";
+  std::string out = "model,domain,layer,l2_base,l2_fine,l2_base_fine,causal\n";
   for (const auto& l : report.layers) {
     out += csv_text(l.model) + "," + csv_text(l.domain) + "," + std::to_string(l.layer);
     for (double v : {l.l2_base, l.l2_fine, l.l2_base_fine}) out += "," + csv_number(v);
-    out += "\n";
+    out += std::string(",") + (l.causal ? "true" : "false") + "\n";
   }
   return out;
 }

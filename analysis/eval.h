@@ -81,10 +81,13 @@ struct EvalOptions {
 };
 
 // One (model, domain). ppl_lo / ppl_hi are NaN when the domain has one document.
+// causal is false for the rows of a non-causal superposition (its scores read
+// the next token).
 struct EvalRow {
   std::string model, domain;
   double ppl = 0, ppl_lo = 0, ppl_hi = 0, acc = 0, jsd = 0, cosine = 0, mse = 0;
   int64_t tokens = 0, documents = 0;
+  bool causal = true;
 };
 
 // One (model, domain, layer): mean L2 distances of hidden states.
@@ -92,6 +95,7 @@ struct EvalLayerRow {
   std::string model, domain;
   int64_t layer = 0;  // hidden-state index 0..L
   double l2_base = 0, l2_fine = 0, l2_base_fine = 0;
+  bool causal = true;  // as EvalRow::causal
 };
 
 struct EvalReport {
@@ -138,7 +142,8 @@ nlohmann::json eval_json(const EvalReport& report, const std::string& data);
 // then model, domain, layer and the three L2 distances. A non-causal
 // superposition gets a note line; an undefined interval reads "n/a".
 std::string eval_markdown(const EvalReport& report, const std::string& data);
-// CSV (RFC 4180, header line first; NaN as "nan"): the rows, and the layer table.
+// CSV (RFC 4180, header line first; NaN as "nan"): the rows, and the layer
+// table, each with a last column "causal" (true / false, as EvalRow::causal).
 std::string eval_rows_csv(const EvalReport& report);
 std::string eval_layers_csv(const EvalReport& report);
 
