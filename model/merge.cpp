@@ -13,6 +13,7 @@
 #include "model/file_util.h"
 #include "model/gpt2.h"
 #include "model/safetensors.h"
+#include "model/superposed.h"
 
 namespace fs = std::filesystem;
 
@@ -297,6 +298,32 @@ NamedTensors merge_experts(const LoadedModel& base, const LoadedModel& fine, con
     merged.emplace_back(hf_tensor_name(name), m.to(torch::kCPU, dtype_of.at(name)));
   }
   return merged;
+}
+
+MergeOptions alpha_hard_options(SuperposedModelImpl& superposition) {
+  auto alpha = superposition.learned_alpha().to(torch::kCPU, torch::kFloat64);  // (L) | (L,C)
+  if (alpha.dim() == 2) alpha = alpha.mean(1);
+  alpha = alpha.contiguous();
+  MergeOptions options;
+  options.method = MergeMethod::kAlphaHard;
+  options.layer_alpha.assign(alpha.data_ptr<double>(), alpha.data_ptr<double>() + alpha.numel());
+  options.blend_embeddings = superposition.config().embedding_blend == EmbeddingBlend::kMeanAlpha;
+  return options;
+}
+
+GPT2 merged_model(const LoadedModel& base, const LoadedModel& fine, const MergeOptions& options) {
+  const NamedTensors merged = merge_experts(base, fine, options);
+  std::map<std::string, torch::Tensor> by_name(merged.begin(), merged.end());
+  const torch::Tensor& reference = base.model->wte->weight;
+  GPT2 model(base.config);
+  model->to(reference.device(), reference.scalar_type());
+  model->eval();
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_parameters()) {
+    item.value().copy_(by_name.at(hf_tensor_name(item.key())));
+    item.value().set_requires_grad(false);
+  }
+  return model;
 }
 
 std::map<std::string, std::string> merge_provenance(const MergeOptions& options, const fs::path& base_dir,

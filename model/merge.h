@@ -23,6 +23,7 @@
 namespace superpose {
 
 class AtomicDirectory;
+class SuperposedModelImpl;
 
 enum class MergeMethod { kLinear, kTaskArithmetic, kAlphaHard, kSlerp, kTies, kDare };
 
@@ -50,6 +51,11 @@ double merge_lambda(const MergeOptions& options);
 // finite, or when alpha-hard gets other than `n_layer` values. Values the
 // method does not use are not looked at.
 void validate_merge_options(const MergeOptions& options, int64_t n_layer);
+
+// alpha-hard with a superposition's learned α: one α per block (a 2D α
+// averaged over its dimensions) and the superposition's embedding blend
+// (wte/wpe blended with the mean α, or kept from the base).
+MergeOptions alpha_hard_options(SuperposedModelImpl& superposition);
 
 // The parameters the method uses, as text: {"t": "0.5"}, {"lambda": "1",
 // "density": "0.2", "seed": "0"}, {"alpha_layers": "[0.1,0.5]",
@@ -111,6 +117,11 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 // generator seeded with options.seed, tensor after tensor in that order.
 // Throws Error as check_same_architecture and validate_merge_options do.
 NamedTensors merge_experts(const LoadedModel& base, const LoadedModel& fine, const MergeOptions& options);
+
+// The merge of merge_experts() as a model in memory, on the base's device
+// and dtype, in eval mode: the same weights `superpose merge` writes (each
+// rounded to the dtype the base's file stores it in), without the files.
+GPT2 merged_model(const LoadedModel& base, const LoadedModel& fine, const MergeOptions& options);
 
 // The safetensors metadata recording a merge: "merge_method", "merge_base",
 // "merge_fine" and "merge_<parameter>" for each of merge_parameters().

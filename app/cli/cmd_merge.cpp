@@ -77,12 +77,9 @@ void layer_alpha_source(const MergeCliOptions& o, const CLI::App& command, Merge
   }
   if (!o.superposition.empty()) {
     auto loaded = load_superposition(o.superposition, std::filesystem::path(o.base), std::filesystem::path(o.fine));
-    auto alpha = loaded.model->learned_alpha().to(torch::kFloat64);
-    if (alpha.dim() == 2) alpha = alpha.mean(1);
-    options.layer_alpha.assign(alpha.data_ptr<double>(), alpha.data_ptr<double>() + alpha.numel());
-    if (!command.count("--embedding-blend")) {
-      options.blend_embeddings = loaded.spec.config.embedding_blend == EmbeddingBlend::kMeanAlpha;
-    }
+    const MergeOptions learned = alpha_hard_options(*loaded.model);
+    options.layer_alpha = learned.layer_alpha;
+    if (!command.count("--embedding-blend")) options.blend_embeddings = learned.blend_embeddings;
     return;
   }
   if (o.alpha_layers.empty()) {

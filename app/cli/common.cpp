@@ -1,10 +1,14 @@
 // Shared option handling for the superpose subcommands.
 #include "app/cli/common.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <utility>
 
 #include "model/device.h"
 #include "model/errors.h"
@@ -169,6 +173,37 @@ void add_superposition_options(CLI::App& command, SuperpositionOptions& options,
   command.add_option("--alpha", options.alpha, "Override α: one value in [0, 1] for every layer");
   command.add_option("--alpha-layers", options.alpha_layers, "Override α per layer: a0,a1,... (L values in [0, 1])");
   command.add_option("--ae-off", options.ae_off, "Switch these layers' autoencoders off: l,l,...");
+}
+
+ProgressBar::ProgressBar(std::string label, std::string unit)
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      enabled_(::isatty(STDERR_FILENO) == 1),
+      start_(std::chrono::steady_clock::now()) {}
+
+ProgressBar::~ProgressBar() {
+  if (drawn_) std::fputs("\r\033[K", stderr);
+}
+
+bool ProgressBar::update(int64_t done, int64_t total) {
+  if (!enabled_ || total <= 0) return true;
+  const auto now = std::chrono::steady_clock::now();
+  // A few redraws a second are enough to read; the last one always shows.
+  if (drawn_ && done < total && now - last_draw_ < std::chrono::milliseconds(100)) return true;
+  last_draw_ = now;
+  drawn_ = true;
+  constexpr int kWidth = 30;
+  const double share = std::min(1.0, static_cast<double>(done) / static_cast<double>(total));
+  const auto filled = static_cast<int>(share * kWidth);
+  const double seconds = std::chrono::duration<double>(now - start_).count();
+  const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
+  const std::string eta = rate > 0 ? format("%.0f s", static_cast<double>(total - done) / rate) : "?";
+  std::fprintf(stderr, "\r\033[K%s [%s%s] %lld/%lld %s, %.2f %s/s, ETA %s", label_.c_str(),
+               std::string(static_cast<size_t>(filled), '#').c_str(),
+               std::string(static_cast<size_t>(kWidth - filled), '.').c_str(), static_cast<long long>(done),
+               static_cast<long long>(total), unit_.c_str(), rate, unit_.c_str(), eta.c_str());
+  std::fflush(stderr);
+  return true;
 }
 
 const CLI::Validator kExistingDir(

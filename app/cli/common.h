@@ -1,6 +1,8 @@
 // Pieces every superpose subcommand shares: options, tokenizer lookup, prompt checks.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -22,6 +24,7 @@ void register_generate(CLI::App& app);
 void register_import_seed(CLI::App& app);
 void register_audit(CLI::App& app);
 void register_merge(CLI::App& app);
+void register_eval(CLI::App& app);
 void register_pretrain(CLI::App& app);
 void register_finetune(CLI::App& app);
 void register_train(CLI::App& app);
@@ -85,6 +88,25 @@ std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const std::string
 // printf-style formatting into a std::string (LibTorch 2.x bundles its own
 // fmt, which clashes with the system's, so the CLI does not use fmt).
 std::string format(const char* pattern, ...) __attribute__((format(printf, 1, 2)));
+
+// A progress bar with rate and ETA on one stderr line, for long jobs. Drawn
+// only when stderr is a terminal (logs and pipes stay clean); the line is
+// erased when the bar goes out of scope. update() fits the libraries'
+// progress callbacks and never cancels.
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, std::string unit);
+  ~ProgressBar();
+  ProgressBar(const ProgressBar&) = delete;
+  ProgressBar& operator=(const ProgressBar&) = delete;
+  bool update(int64_t done, int64_t total);
+
+ private:
+  std::string label_, unit_;
+  bool enabled_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
 
 // CLI11 validator: the path must be an existing directory (message names it).
 extern const CLI::Validator kExistingDir;

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   superpose::cli::register_pretrain(app);
   superpose::cli::register_finetune(app);
   superpose::cli::register_train(app);
+  superpose::cli::register_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
