@@ -7,6 +7,10 @@
 
 #include <torch/torch.h>
 
+#include "model/errors.h"
+#include "model/sampling.h"
+#include "model/superposed_generate.h"
+
 namespace superpose {
 namespace {
 
@@ -67,6 +71,48 @@ AuditResult audit_causality(SuperposedModel& model, const AuditOptions& options)
   result.probes = static_cast<int64_t>(cuts.size());
   result.causal = result.max_deviation <= result.tolerance;
   return result;
+}
+
+GenerationGap generation_gap(SuperposedModel& model, const std::vector<std::vector<int64_t>>& prompts,
+                             const GenerationGapOptions& options) {
+  c10::InferenceMode inference;
+  const auto device = model->base()->wte->weight.device();
+  Sampler sampler(SamplingOptions{1.0, 0, 1.0, options.seed});
+  double nll_generation = 0, nll_teacher = 0;
+  GenerationGap gap;
+  for (const auto& prompt : prompts) {
+    if (prompt.empty() || static_cast<int64_t>(prompt.size()) >= model->context()) {
+      throw Error("prompt", "needs 1 to " + std::to_string(model->context() - 1) + " tokens, got " +
+                                std::to_string(prompt.size()));
+    }
+    // Generation: every token from the logits of the sequence before it
+    // (recomputed in full for a non-causal model, cached for a causal one).
+    SuperposedGenerator generator(model, prompt, model->causal());
+    std::vector<double> logp;
+    for (int64_t i = 0; i < options.new_tokens && !generator.full(); ++i) {
+      const auto logits = generator.next_logits();
+      const int64_t token = sampler.sample(logits);
+      logp.push_back(torch::log_softmax(logits.to(torch::kFloat64), -1)[token].item<double>());
+      generator.append(token);
+    }
+    // Teacher forcing: the whole sequence in one pass.
+    const auto& sequence = generator.sequence();
+    const auto ids = torch::tensor(sequence, torch::kLong).view({1, -1}).to(device);
+    const auto all = torch::log_softmax(model->forward(ids)[0].to(torch::kFloat64), -1);  // (T,V)
+    const int64_t first = static_cast<int64_t>(prompt.size());
+    for (size_t i = 0; i < logp.size(); ++i) {
+      const int64_t position = first + static_cast<int64_t>(i);  // the token at `position`...
+      nll_generation -= logp[i];
+      nll_teacher -= all[position - 1][sequence[static_cast<size_t>(position)]].item<double>();  // ...predicted at position-1
+    }
+    gap.tokens += static_cast<int64_t>(logp.size());
+    ++gap.sequences;
+  }
+  if (gap.tokens > 0) {
+    gap.ppl_generation = std::exp(nll_generation / static_cast<double>(gap.tokens));
+    gap.ppl_teacher_forced = std::exp(nll_teacher / static_cast<double>(gap.tokens));
+  }
+  return gap;
 }
 
 }  // namespace superpose

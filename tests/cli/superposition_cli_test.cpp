@@ -109,6 +109,22 @@ TEST_F(SuperpositionCli, AuditLabelsCenteredModelsAndExitsZero) {
   EXPECT_EQ(j["causal"], false);
   EXPECT_GT(j["max_deviation"].get<double>(), 1e-3);
   EXPECT_EQ(j["convolution"], "centered");
+
+  // The generation gap over prompts from a data file.
+  const auto data = dir_ / "prompts.jsonl";
+  superpose::write_file_atomic(data, "{\"text\": \"The cat sat on the mat and looked at the rain outside.\", \"label\": 0}\n"
+                                     "{\"text\": \"Le chat est assis sur le tapis et regarde la pluie.\", \"label\": 1}\n");
+  r = run({"audit", "--superposition", one, "--json", "--data", data.string(), "--generations", "1", "--prompt-tokens",
+           "4", "--new-tokens", "6"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto gap = nlohmann::json::parse(r.out)["generation_gap"];
+  EXPECT_EQ(gap["sequences"], 2);
+  EXPECT_EQ(gap["tokens"], 12);
+  EXPECT_GT(gap["ppl_generation"].get<double>(), 1.0);
+  expect_clean_failure({"audit", "--superposition", one, "--generations", "1"}, {"--generations", "--data"});
+  expect_clean_failure({"audit", "--superposition", one, "--generations", "1", "--data", data.string(),
+                        "--prompt-tokens", "400"},
+                       {"prompts.jsonl", "no document"});
 }
 
 TEST_F(SuperpositionCli, AlphaHardMergeTakesTheLearnedAlphaOfASuperposition) {

@@ -418,6 +418,27 @@ TEST(CausalityAudit, FlagsCenteredAndPassesCausal) {
   EXPECT_FALSE(audit_causality(centered_random).causal);
 }
 
+TEST(CausalityAudit, GenerationGapIsZeroOnlyForACausalModel) {
+  // Prompts of the tiny experts' vocabulary; 12 sampled tokens each.
+  const std::vector<std::vector<int64_t>> prompts = {{50256, 464, 3797}, {50256, 2215, 11, 262, 3290}};
+  GenerationGapOptions options;
+  options.new_tokens = 12;
+  options.seed = 5;
+  auto causal = random_superposition(AlphaVariant::k1D);
+  const auto same = generation_gap(causal, prompts, options);
+  EXPECT_EQ(same.tokens, 24);
+  EXPECT_EQ(same.sequences, 2);
+  // Generation (KV cache) and one teacher-forced pass give every token the
+  // same probability: equal perplexities up to float32 rounding (1e-5 relative).
+  EXPECT_NEAR(same.ppl_generation / same.ppl_teacher_forced, 1.0, 1e-5);
+  // The imported notebook seed reads the next token: teacher forcing gives
+  // its own sampled tokens other probabilities than generation did.
+  auto centered = imported("seed_1d.pt");
+  const auto leaky = generation_gap(centered, prompts, options);
+  EXPECT_GT(std::abs(std::log(leaky.ppl_generation / leaky.ppl_teacher_forced)), 1e-3);
+  SUPERPOSE_EXPECT_THROW_WITH(generation_gap(causal, {{}}, options), Error, "prompt");
+}
+
 // --- checkpoints -----------------------------------------------------------
 
 TEST(SuperpositionCheckpoint, RoundTripsAndWritesRelativeExpertPaths) {
