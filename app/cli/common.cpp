@@ -1,7 +1,11 @@
 // Shared option handling for the superpose subcommands.
 #include "app/cli/common.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -92,6 +96,15 @@ double parse_number(const std::string& option, const std::string& text) {
   return value;
 }
 
+uint64_t parse_unsigned(const std::string& option, const std::string& text) {
+  const bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
+  try {
+    if (digits) return std::stoull(text);
+  } catch (const std::out_of_range&) {
+  }
+  throw Error(option, "'" + text + "' is not an integer in [0, 2^64)");
+}
+
 std::vector<double> parse_number_list(const std::string& text, const std::string& option) {
   std::vector<double> values;
   for (const auto& item : split_commas(text)) values.push_back(parse_number(option, item));
@@ -179,5 +192,40 @@ const CLI::Validator kExistingDir(
       return {};
     },
     "DIR");
+
+namespace {
+
+double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+ProgressLine::ProgressLine(std::string label)
+    : label_(std::move(label)), enabled_(::isatty(STDERR_FILENO) == 1), start_(seconds_now()) {}
+
+ProgressLine::~ProgressLine() { clear(); }
+
+bool ProgressLine::update(int64_t done, int64_t total) {
+  if (!enabled_) return true;
+  const double now = seconds_now();
+  if (done < total && now - last_draw_ < 0.1) return true;
+  last_draw_ = now;
+  const double elapsed = now - start_;
+  const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
+  const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0.0;
+  std::fprintf(stderr, "\r\033[K%s %lld/%lld (%.0f/s, ETA %.0f s)", label_.c_str(), static_cast<long long>(done),
+               static_cast<long long>(total), rate, eta);
+  std::fflush(stderr);
+  shown_ = true;
+  return true;
+}
+
+void ProgressLine::clear() {
+  if (!shown_) return;
+  std::fprintf(stderr, "\r\033[K");
+  std::fflush(stderr);
+  shown_ = false;
+}
 
 }  // namespace superpose::cli

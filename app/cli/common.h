@@ -22,6 +22,8 @@ void register_generate(CLI::App& app);
 void register_import_seed(CLI::App& app);
 void register_audit(CLI::App& app);
 void register_merge(CLI::App& app);
+void register_corpus(CLI::App& app);
+void register_train_tokenizer(CLI::App& app);
 
 struct DeviceOptions {
   std::string device = "cpu";
@@ -36,6 +38,9 @@ void add_device_option(CLI::App& command, DeviceOptions& options);
 // A whole string that is a number ("0.5", "inf"; no spaces, nothing after),
 // else Error(option, "'text' is not a number"). Ranges are the caller's.
 double parse_number(const std::string& option, const std::string& text);
+// A whole string of decimal digits that fits 64 bits ("42"), else
+// Error(option, "'text' is not an integer in [0, 2^64)").
+uint64_t parse_unsigned(const std::string& option, const std::string& text);
 // A comma-separated list of numbers ("0.2,0.9,0.5"), each parsed whole.
 // Throws Error(option, ...) on an item (empty ones included) that is not a number.
 std::vector<double> parse_number_list(const std::string& text, const std::string& option);
@@ -76,6 +81,28 @@ std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const std::string
 // printf-style formatting into a std::string (LibTorch 2.x bundles its own
 // fmt, which clashes with the system's, so the CLI does not use fmt).
 std::string format(const char* pattern, ...) __attribute__((format(printf, 1, 2)));
+
+// A progress line on stderr for a long job, "LABEL 1200/8192 (340/s, ETA 20 s)",
+// redrawn in place at most ten times a second and erased when done or
+// destroyed. Silent unless stderr is a terminal, so scripts and tests see
+// only the command's own output. update() returns true (never cancels): it
+// has the shape of the libraries' progress callbacks.
+class ProgressLine {
+ public:
+  explicit ProgressLine(std::string label);
+  ~ProgressLine();
+  ProgressLine(const ProgressLine&) = delete;
+  ProgressLine& operator=(const ProgressLine&) = delete;
+  bool update(int64_t done, int64_t total);
+  void clear();
+
+ private:
+  std::string label_;
+  bool enabled_;
+  bool shown_ = false;
+  double start_;
+  double last_draw_ = -1.0;
+};
 
 // CLI11 validator: the path must be an existing directory (message names it).
 extern const CLI::Validator kExistingDir;

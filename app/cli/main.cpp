@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   superpose::cli::register_import_seed(app);
   superpose::cli::register_audit(app);
   superpose::cli::register_merge(app);
+  superpose::cli::register_corpus(app);
+  superpose::cli::register_train_tokenizer(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
