@@ -3,6 +3,7 @@
 
 #include <fnmatch.h>
 #include <glob.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -74,8 +75,8 @@ CorpusSource read_source(const nlohmann::json& object, const std::string& where_
     where += " (\"" + name->get<std::string>() + "\")";
   }
   const SourceReader in(object, where);
-  in.check_keys({"name", "domain", "label", "kind", "package", "licence", "paths", "exclude", "language",
-                 "section_bytes", "drop_sections", "skip_classes"});
+  in.check_keys({"name", "domain", "label", "kind", "package", "licence", "paths", "exclude", "package_files_only",
+                 "language", "section_bytes", "drop_sections", "skip_classes"});
   CorpusSource source;
   source.name = in.string("name", true);
   if (source.name.find('/') != std::string::npos) in.fail("\"name\" must not contain '/'");
@@ -95,6 +96,10 @@ CorpusSource read_source(const nlohmann::json& object, const std::string& where_
   source.paths = in.strings("paths", true);
   if (source.paths.empty()) in.fail("\"paths\" is empty");
   source.exclude = in.strings("exclude", false);
+  if (const nlohmann::json* only = in.find("package_files_only")) {
+    if (!only->is_boolean()) in.fail("\"package_files_only\" must be true or false");
+    source.package_files_only = only->get<bool>();
+  }
   const std::string language = in.string("language", false);
   if (language.empty()) {
     source.language = source.domain == "en" || source.domain == "fr" ? source.domain : "";
@@ -116,10 +121,40 @@ CorpusSource read_source(const nlohmann::json& object, const std::string& where_
 
 // ---- files ----
 
-// The files that a source's patterns match, minus the excluded ones, in
-// byte order. Throws Error for a pattern that matches nothing.
+// The paths that dpkg installed for `package`, from its file list in the
+// dpkg database. Throws Error when the package is not installed.
+std::unordered_set<std::string> dpkg_files(const std::string& package, const std::string& where) {
+  const std::string info = "/var/lib/dpkg/info/";
+  std::string list = info + package + ".list";
+  if (::access(list.c_str(), R_OK) != 0) {  // Multi-Arch: same packages have PACKAGE:ARCH.list
+    glob_t matches{};
+    if (::glob((info + package + ":*.list").c_str(), 0, nullptr, &matches) == 0 && matches.gl_pathc > 0) {
+      list = matches.gl_pathv[0];
+    }
+    ::globfree(&matches);
+  }
+  if (::access(list.c_str(), R_OK) != 0) {
+    throw Error(where + ": package \"" + package + "\" is not installed (no " + info + package + ".list)");
+  }
+  std::unordered_set<std::string> files;
+  const std::string text = read_file(list);
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    if (end > start) files.insert(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return files;
+}
+
+// The files that a source's patterns match, minus the excluded ones (and,
+// with package_files_only, those its package did not install), in byte
+// order. Throws Error for a pattern that matches nothing.
 std::vector<std::string> source_files(const CorpusRecipe& recipe, const CorpusSource& source, const std::string& where) {
   const std::filesystem::path base = recipe.file.parent_path();
+  const std::unordered_set<std::string> owned =
+      source.package_files_only ? dpkg_files(source.package, where) : std::unordered_set<std::string>();
   std::vector<std::string> files;
   for (const std::string& pattern : source.paths) {
     const std::string full = std::filesystem::path(pattern).is_absolute() ? pattern : (base / pattern).string();
@@ -139,11 +174,13 @@ std::vector<std::string> source_files(const CorpusRecipe& recipe, const CorpusSo
         return ::fnmatch(x.c_str(), file.c_str(), 0) == 0;
       });
       if (excluded) continue;
+      if (source.package_files_only && owned.count(file) == 0) continue;
       files.push_back(std::move(file));
       ++kept;
     }
     if (kept == 0) {
-      throw Error(where + ": \"" + full + "\" matches no file (is " + source.package + " installed?)");
+      throw Error(where + ": \"" + full + "\" matches no file" +
+                  (source.package_files_only ? " of " + source.package : " (is " + source.package + " installed?)"));
     }
   }
   std::sort(files.begin(), files.end());
@@ -192,7 +229,7 @@ const std::unordered_set<std::string>& french_stopwords() {
       "ils",    "elles",  "avec",  "qui",   "que",   "qu",    "où",    "être",  "été",   "avoir",   "fait",  "son",
       "sa",     "ses",    "se",    "si",    "peut",  "peuvent", "nous", "vous", "leur",  "leurs",   "comme", "mais",
       "tout",   "tous",   "toutes", "aussi", "sans", "lors",  "donc",  "car",   "entre", "même",    "très",  "avant",
-      "après",  "cela",   "ceci",  "lorsque", "alors", "dont", "ou",   "en",    "à",     "été"};
+      "après",  "cela",   "ceci",  "lorsque", "alors", "dont", "ou",   "en",    "à"};
   return words;
 }
 
@@ -239,14 +276,16 @@ bool language_ok(const StopwordCounts& counts, const std::string& language, doub
   return counts.words > 0 && own > other && static_cast<double>(own) >= min_share * static_cast<double>(counts.words);
 }
 
-// A paragraph clearly in the other language: long enough to tell, and more of
-// the other language's stop words than of its own.
+// A paragraph clearly in the other language: long enough to tell, at least
+// two of the other language's stop words and more of them than of its own.
+// (Untranslated paragraphs are often short lines: "It can filter mails by
+// their attributes.")
 bool other_language(const std::string& paragraph, const std::string& language) {
   const StopwordCounts counts = count_stopwords(paragraph);
-  if (counts.words < 12) return false;
+  if (counts.words < 5) return false;
   const int64_t own = language == "en" ? counts.english : counts.french;
   const int64_t other = language == "en" ? counts.french : counts.english;
-  return other > own;
+  return other >= 2 && other > own;
 }
 
 struct Split {

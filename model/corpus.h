@@ -32,6 +32,10 @@ enum class SourceKind { kBrown, kHtml, kMan, kText };
 //      "paths": ["/usr/share/man/fr/man*/*.gz"],   glob(3) patterns; relative ones
 //                                        are relative to the recipe's directory
 //      "exclude": ["*/index.html"],      optional fnmatch(3) patterns on the matched paths
+//      "package_files_only": true,       optional: keep only the matched files that dpkg
+//                                        lists for "package" (/var/lib/dpkg/info/PACKAGE.list
+//                                        or PACKAGE:ARCH.list), so that other packages' files
+//                                        in the same directories stay out (default false)
 //      "language": "fr",                 optional: en | fr | any (default: the domain
 //                                        when it is en or fr, else any)
 //      "section_bytes": 4000,            optional: split documents into sections of
@@ -48,6 +52,7 @@ struct CorpusSource {
   std::string licence;
   std::vector<std::string> paths;
   std::vector<std::string> exclude;
+  bool package_files_only = false;
   std::string language;  // "en", "fr" or "" (no language check)
   size_t section_bytes = 0;
   std::vector<std::string> drop_sections;
@@ -77,9 +82,9 @@ struct CorpusOptions {
 // ASCII letters and Latin-1/Latin Extended-A/B letters, lower-cased in
 // ASCII; each language has a short list of frequent function words that the
 // other language does not use ("the", "of", "and", ... / "le", "les", "des",
-// "est", "dans", ...). A paragraph of at least 12 words with more stop words
-// of the other language than of its own is dropped (an untranslated
-// paragraph in a translated page); a document is kept when at least
+// "est", "dans", ...). A paragraph of at least 5 words with at least 2 stop
+// words of the other language, and more of them than of its own, is dropped
+// (an untranslated paragraph in a translated page); a document is kept when at least
 // min_stopword_share of its words are its language's stop words and they
 // outnumber the other language's.
 struct StopwordCounts {

@@ -88,6 +88,24 @@ bool attaches_left(std::string_view word) {
 }
 bool attaches_right(std::string_view word) { return word == "(" || word == "[" || word == "{" || word == "`"; }
 
+// A headline: every token's tag carries "-hl" ("Merger/nn-hl proposed/vbn-hl").
+bool brown_headline(std::string_view line) {
+  bool any = false;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+    size_t end = i;
+    while (end < line.size() && !std::isspace(static_cast<unsigned char>(line[end]))) ++end;
+    if (end == i) break;
+    const std::string_view token = line.substr(i, end - i);
+    const size_t slash = token.rfind('/');
+    if (slash == std::string_view::npos || token.substr(slash).find("-hl") == std::string_view::npos) return false;
+    any = true;
+    i = end;
+  }
+  return any;
+}
+
 // One tagged sentence line as prose.
 std::string brown_sentence(std::string_view line) {
   std::string out;
@@ -105,6 +123,7 @@ std::string brown_sentence(std::string_view line) {
     std::string_view word = slash == std::string_view::npos || slash == 0 ? token : token.substr(0, slash);
     if (word.substr(0, 2) == "**") continue;  // a formula placeholder
     if (sentence_final(word) && word == previous) continue;
+    if (word == "." && !out.empty() && out.back() == '.') continue;  // "Jr./np ./." ends the sentence once
     previous = word;
     auto space_before = [&] {
       if (!glue && !out.empty()) out += ' ';
@@ -659,7 +678,16 @@ std::string collapse_whitespace(std::string_view text) {
 Paragraphs brown_paragraphs(std::string_view tagged) {
   ParagraphBuilder builder;
   for (const std::string_view line : split_lines(tagged)) {
-    if (is_blank(line)) continue;
+    if (is_blank(line)) {
+      builder.end_paragraph();
+      continue;
+    }
+    if (brown_headline(line)) {
+      builder.end_paragraph();
+      builder.text(brown_sentence(line));
+      builder.end_paragraph();
+      continue;
+    }
     if (line[0] == '\t') builder.end_paragraph();
     builder.text(brown_sentence(line));
     builder.text(" ");

