@@ -6,6 +6,7 @@
 #include <numeric>
 #include <optional>
 #include <queue>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -155,7 +156,9 @@ class Training {
     std::string bytes = vocabulary_.tokens[left] + vocabulary_.tokens[right];
     const auto existing = id_of_bytes_.find(bytes);
     const int32_t merged = existing != id_of_bytes_.end() ? existing->second : add_token(std::move(bytes));
-    vocabulary_.merges.emplace_back(left, right);
+    // A pair merged before can come back when a later merge rebuilds one of
+    // its tokens ("a"+"bc" after "ab"+"c"); merges.txt lists it once.
+    if (merged_pairs_.insert(pair).second) vocabulary_.merges.emplace_back(left, right);
 
     std::vector<uint32_t> holders = std::move(words_of_pair_[pair]);
     words_of_pair_.erase(pair);
@@ -204,6 +207,7 @@ class Training {
   BpeVocabulary vocabulary_;
   std::unordered_map<std::string, int32_t> id_of_bytes_;
   std::vector<Word> words_;
+  std::unordered_set<PairKey> merged_pairs_;
   std::unordered_map<PairKey, int64_t> pair_counts_;
   std::unordered_map<PairKey, std::vector<uint32_t>> words_of_pair_;
   Heap heap_;

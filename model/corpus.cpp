@@ -3,9 +3,12 @@
 
 #include <fnmatch.h>
 #include <glob.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <memory>
 #include <map>
 #include <numeric>
 #include <set>
@@ -121,6 +124,12 @@ CorpusSource read_source(const nlohmann::json& object, const std::string& where_
 
 // ---- files ----
 
+// `path` with every symbolic link resolved (itself when that fails).
+std::string real_path(const std::string& path) {
+  std::unique_ptr<char, void (*)(void*)> resolved(::realpath(path.c_str(), nullptr), std::free);
+  return resolved ? std::string(resolved.get()) : path;
+}
+
 // The paths that dpkg installed for `package`, from its file list in the
 // dpkg database. Throws Error when the package is not installed.
 std::unordered_set<std::string> dpkg_files(const std::string& package, const std::string& where) {
@@ -185,6 +194,20 @@ std::vector<std::string> source_files(const CorpusRecipe& recipe, const CorpusSo
   }
   std::sort(files.begin(), files.end());
   files.erase(std::unique(files.begin(), files.end()), files.end());
+  // A symbolic link to another matched file (a man page under another of its
+  // names) adds nothing: the file is read under its own name.
+  std::unordered_set<std::string> real_paths;
+  for (const std::string& file : files) {
+    struct stat st {};
+    if (::lstat(file.c_str(), &st) == 0 && !S_ISLNK(st.st_mode)) real_paths.insert(real_path(file));
+  }
+  files.erase(std::remove_if(files.begin(), files.end(),
+                             [&](const std::string& file) {
+                               struct stat st {};
+                               return ::lstat(file.c_str(), &st) == 0 && S_ISLNK(st.st_mode) &&
+                                      real_paths.count(real_path(file)) != 0;
+                             }),
+              files.end());
   return files;
 }
 

@@ -30,7 +30,8 @@ enum class SourceKind { kBrown, kHtml, kMan, kText };
 //      "package": "manpages-fr",         where the files come from (Debian or npm package)
 //      "licence": "GPL-3+",              the files' licence, as their copyright file says
 //      "paths": ["/usr/share/man/fr/man*/*.gz"],   glob(3) patterns; relative ones
-//                                        are relative to the recipe's directory
+//                                        are relative to the recipe's directory; a
+//                                        symbolic link to another matched file is skipped
 //      "exclude": ["*/index.html"],      optional fnmatch(3) patterns on the matched paths
 //      "package_files_only": true,       optional: keep only the matched files that dpkg
 //                                        lists for "package" (/var/lib/dpkg/info/PACKAGE.list
