@@ -161,15 +161,31 @@ void remove_flat_directory(const std::filesystem::path& dir) {
 
 }  // namespace
 
-AtomicDirectory::AtomicDirectory(const std::filesystem::path& path) : path_(path.lexically_normal()) {
-  const std::string where = path.string().empty() ? "(empty path)" : path.string();
-  if (!path_.has_filename()) path_ = path_.parent_path();  // "out/" -> "out"
-  if (!path_.has_filename()) throw Error(where, "not a directory name");
+namespace {
+
+// "out/" -> "out"; Error when there is no directory name at all.
+std::filesystem::path directory_name(const std::filesystem::path& path) {
+  std::filesystem::path name = path.lexically_normal();
+  if (!name.has_filename()) name = name.parent_path();
+  if (!name.has_filename()) throw Error(path.string().empty() ? "(empty path)" : path.string(), "not a directory name");
+  return name;
+}
+
+}  // namespace
+
+void require_new_directory(const std::filesystem::path& path) {
+  const std::filesystem::path name = directory_name(path);
+  const std::string where = path.string();
   struct stat st {};
-  if (::lstat(path_.c_str(), &st) == 0) {
+  if (::lstat(name.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) throw Error(where, "exists and is not a directory");
-    if (count_entries(path_) != 0) throw Error(where, "exists and is not empty; choose a new directory");
+    if (count_entries(name) != 0) throw Error(where, "exists and is not empty; choose a new directory");
   }
+}
+
+AtomicDirectory::AtomicDirectory(const std::filesystem::path& path) : path_(directory_name(path)) {
+  const std::string where = path.string();
+  require_new_directory(path);
   std::string pattern = path_.string() + ".tmp-XXXXXX";
   std::vector<char> name(pattern.begin(), pattern.end());
   name.push_back('\0');

@@ -74,6 +74,10 @@ class AtomicDirectory {
   bool committed_ = false;
 };
 
+// Throws Error naming `path` when it exists and is not an empty directory:
+// what AtomicDirectory refuses, for commands that check before long work.
+void require_new_directory(const std::filesystem::path& path);
+
 // Writes `bytes` to `path` atomically (see AtomicFile). Throws Error naming
 // the path on failure; never leaves a partial file at `path`.
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);

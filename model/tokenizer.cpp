@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -58,24 +59,6 @@ struct ByteAlphabet {
 const ByteAlphabet& byte_alphabet() {
   static const ByteAlphabet alphabet;
   return alphabet;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
 }
 
 // Where the first invalid UTF-8 sequence of `text` starts and why; offset ==
@@ -247,6 +230,80 @@ bool later_candidate(const BpeScratch::Candidate& a, const BpeScratch::Candidate
   return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos;
 }
 
+// GPT-2's pattern compiled once for the process (PCRE2 code is immutable and
+// may be matched from several threads, each with its own match data).
+class PreTokenizer {
+ public:
+  PreTokenizer() {
+    int error_code = 0;
+    PCRE2_SIZE error_offset = 0;
+    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
+                          &error_code, &error_offset, nullptr);
+    if (code_ == nullptr) {
+      // Only a PCRE2 built without Unicode support gets here.
+      PCRE2_UCHAR message[256];
+      pcre2_get_error_message(error_code, message, sizeof message);
+      throw Error("tokenizer", std::string("PCRE2 cannot compile the GPT-2 pattern: ") +
+                                   reinterpret_cast<const char*>(message));
+    }
+    jit_ = pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE) == 0;
+  }
+  ~PreTokenizer() { pcre2_code_free(code_); }
+  PreTokenizer(const PreTokenizer&) = delete;
+  PreTokenizer& operator=(const PreTokenizer&) = delete;
+
+  // Calls emit(piece) for each piece of already-validated UTF-8 `text`, in order.
+  template <typename Emit>
+  void for_each_piece(std::string_view text, Emit&& emit) const {
+    std::unique_ptr<pcre2_match_data, void (*)(pcre2_match_data*)> match(
+        pcre2_match_data_create_from_pattern(code_, nullptr), pcre2_match_data_free);
+    if (!match) throw std::bad_alloc();
+    const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.get());
+    const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+    size_t offset = 0;
+    while (offset < text.size()) {
+      // The text was validated by the caller, so PCRE2 need not check it again.
+      int rc = jit_ ? pcre2_jit_match(code_, subject, text.size(), offset, 0, match.get(), nullptr)
+                    : PCRE2_ERROR_JIT_STACKLIMIT;
+      if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {  // no JIT, or its 32 KB stack ran out: the interpreter has a heap
+        rc = pcre2_match(code_, subject, text.size(), offset, PCRE2_NO_UTF_CHECK, match.get(), nullptr);
+      }
+      if (rc == PCRE2_ERROR_NOMATCH) break;
+      if (rc < 0) {
+        PCRE2_UCHAR message[256];
+        pcre2_get_error_message(rc, message, sizeof message);
+        throw Error("text", "pre-tokenizer failed at byte " + std::to_string(offset) + ": " +
+                                reinterpret_cast<const char*>(message));
+      }
+      const size_t start = ovector[0];
+      const size_t end = ovector[1];
+      // The pattern's alternatives cover every character, so there are no
+      // gaps; were there one, HF keeps it as a piece of its own, and so do we.
+      if (start > offset) emit(text.substr(offset, start - offset));
+      if (end == start) break;  // cannot happen: no alternative matches the empty string
+      emit(text.substr(start, end - start));
+      offset = end;
+    }
+    if (offset < text.size()) emit(text.substr(offset));
+  }
+
+ private:
+  pcre2_code* code_ = nullptr;
+  bool jit_ = false;
+};
+
+const PreTokenizer& pre_tokenizer() {
+  static const PreTokenizer instance;
+  return instance;
+}
+
+void check_utf8(std::string_view text) {
+  const Utf8Problem problem = find_invalid_utf8(text);
+  if (problem.offset != std::string_view::npos) {
+    throw Error("text", "invalid UTF-8 at byte " + std::to_string(problem.offset) + ": " + problem.reason);
+  }
+}
+
 }  // namespace
 
 struct Tokenizer::Tables {
@@ -255,8 +312,6 @@ struct Tokenizer::Tables {
   std::unordered_map<std::string, int32_t> id_of_string;  // vocab.json's key -> id
   std::array<int32_t, 256> byte_id{};  // id of each single-byte token
   MergeTable merges;
-  std::shared_ptr<pcre2_code> regex;
-  bool jit = false;
 
   std::string_view bytes_of(int32_t id) const {
     return std::string_view(token_bytes).substr(token_offset[id], token_offset[id + 1] - token_offset[id]);
@@ -264,7 +319,6 @@ struct Tokenizer::Tables {
 
   void load_vocab(const std::filesystem::path& path);
   void load_merges(const std::filesystem::path& path);
-  void compile_regex();
   // Appends the BPE ids of one pre-tokenized piece to scratch.result.
   void bpe(std::string_view piece, BpeScratch& scratch) const;
 };
@@ -505,22 +559,6 @@ void Tokenizer::Tables::load_merges(const std::filesystem::path& path) {
   }
 }
 
-void Tokenizer::Tables::compile_regex() {
-  int error_code = 0;
-  PCRE2_SIZE error_offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED,
-                                   PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
-  if (code == nullptr) {
-    // Only a PCRE2 built without Unicode support gets here.
-    PCRE2_UCHAR message[256];
-    pcre2_get_error_message(error_code, message, sizeof message);
-    throw Error("tokenizer", std::string("PCRE2 cannot compile the GPT-2 pattern: ") +
-                                 reinterpret_cast<const char*>(message));
-  }
-  regex.reset(code, pcre2_code_free);
-  jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
-}
-
 void Tokenizer::Tables::bpe(std::string_view piece, BpeScratch& scratch) const {
   auto& symbols = scratch.symbols;
   auto& heap = scratch.heap;
@@ -575,7 +613,7 @@ Tokenizer Tokenizer::from_files(const std::filesystem::path& vocab_json, const s
   auto tables = std::make_shared<Tables>();
   tables->load_vocab(vocab_json);
   tables->load_merges(merges_txt);
-  tables->compile_regex();
+  pre_tokenizer();  // a PCRE2 without Unicode support fails here, at load time
   return Tokenizer(std::move(tables), std::make_shared<WordCache>());
 }
 
@@ -606,23 +644,14 @@ bool Tokenizer::dir_has_tokenizer(const std::filesystem::path& dir) {
 }
 
 std::vector<int64_t> Tokenizer::encode(std::string_view text) const {
-  const Utf8Problem problem = find_invalid_utf8(text);
-  if (problem.offset != std::string_view::npos) {
-    throw Error("text", "invalid UTF-8 at byte " + std::to_string(problem.offset) + ": " + problem.reason);
-  }
+  check_utf8(text);
   std::vector<int64_t> ids;
   if (text.empty()) return ids;
   ids.reserve(text.size() / 3 + 8);
 
   const Tables& t = *tables_;
-  std::unique_ptr<pcre2_match_data, void (*)(pcre2_match_data*)> match(
-      pcre2_match_data_create_from_pattern(t.regex.get(), nullptr), pcre2_match_data_free);
-  if (!match) throw std::bad_alloc();
-  const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.get());
-  const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   BpeScratch scratch;
-
-  auto emit = [&](std::string_view piece) {
+  pre_tokenizer().for_each_piece(text, [&](std::string_view piece) {
     if (piece.size() == 1) {
       ids.push_back(t.byte_id[static_cast<unsigned char>(piece[0])]);
       return;
@@ -634,33 +663,7 @@ std::vector<int64_t> Tokenizer::encode(std::string_view text) const {
     t.bpe(piece, scratch);
     ids.insert(ids.end(), scratch.result.begin(), scratch.result.end());
     if (cacheable) cache_->insert(piece, hash, scratch.result);
-  };
-
-  size_t offset = 0;
-  while (offset < text.size()) {
-    // The text was validated above, so PCRE2 need not check it again.
-    int rc = t.jit ? pcre2_jit_match(t.regex.get(), subject, text.size(), offset, 0, match.get(), nullptr)
-                   : PCRE2_ERROR_JIT_STACKLIMIT;
-    if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {  // no JIT, or its 32 KB stack ran out: the interpreter has a heap
-      rc = pcre2_match(t.regex.get(), subject, text.size(), offset, PCRE2_NO_UTF_CHECK, match.get(), nullptr);
-    }
-    if (rc == PCRE2_ERROR_NOMATCH) break;
-    if (rc < 0) {
-      PCRE2_UCHAR message[256];
-      pcre2_get_error_message(rc, message, sizeof message);
-      throw Error("text", "pre-tokenizer failed at byte " + std::to_string(offset) + ": " +
-                              reinterpret_cast<const char*>(message));
-    }
-    const size_t start = ovector[0];
-    const size_t end = ovector[1];
-    // The pattern's alternatives cover every character, so there are no
-    // gaps; were there one, HF keeps it as a piece of its own, and so do we.
-    if (start > offset) emit(text.substr(offset, start - offset));
-    if (end == start) break;  // cannot happen: no alternative matches the empty string
-    emit(text.substr(start, end - start));
-    offset = end;
-  }
-  if (offset < text.size()) emit(text.substr(offset));
+  });
   return ids;
 }
 
@@ -697,5 +700,41 @@ std::optional<int64_t> Tokenizer::token_id(std::string_view token_string) const 
 }
 
 std::optional<int64_t> Tokenizer::eos_id() const { return token_id(kEndOfText); }
+
+std::vector<std::string_view> pretokenize(std::string_view text) {
+  check_utf8(text);
+  std::vector<std::string_view> pieces;
+  pre_tokenizer().for_each_piece(text, [&](std::string_view piece) { pieces.push_back(piece); });
+  return pieces;
+}
+
+void append_utf8(std::string& out, uint32_t cp) {
+  assert(cp < 0x110000);
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+std::string byte_level_string(std::string_view bytes) {
+  const ByteAlphabet& alphabet = byte_alphabet();
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const char b : bytes) append_utf8(out, alphabet.code_point[static_cast<unsigned char>(b)]);
+  return out;
+}
+
+bool is_valid_utf8(std::string_view text) { return find_invalid_utf8(text).offset == std::string_view::npos; }
 
 }  // namespace superpose

@@ -90,7 +90,7 @@ class Tokenizer {
   std::optional<int64_t> eos_id() const;
 
  private:
-  struct Tables;     // immutable after loading (vocab, merges, compiled regex)
+  struct Tables;     // immutable after loading (vocab, merges)
   class WordCache;   // piece bytes -> ids, mutex-guarded
 
   Tokenizer(std::shared_ptr<const Tables> tables, std::shared_ptr<WordCache> cache);
@@ -98,5 +98,23 @@ class Tokenizer {
   std::shared_ptr<const Tables> tables_;
   std::shared_ptr<WordCache> cache_;
 };
+
+// GPT-2's pre-tokenizer alone (the pattern above): the pieces of `text` in
+// order, as views into it; they concatenate back to `text`. BPE training
+// counts these pieces. Throws the same Error as encode() on invalid UTF-8.
+// Thread-safe.
+std::vector<std::string_view> pretokenize(std::string_view text);
+
+// Raw bytes written in GPT-2's byte-to-unicode alphabet, the form of the keys
+// of vocab.json and of the halves in merges.txt: " the" -> "Ġthe", "\n" -> "Ċ".
+// Any bytes, valid UTF-8 or not. Sorting the 256 single-byte strings by code
+// point gives GPT-2's own order of its first 256 ids.
+std::string byte_level_string(std::string_view bytes);
+
+// Appends code point `cp` (< 0x110000; asserted) as UTF-8.
+void append_utf8(std::string& out, uint32_t cp);
+
+// True when `text` is valid UTF-8 in the sense encode() checks (RFC 3629).
+bool is_valid_utf8(std::string_view text);
 
 }  // namespace superpose

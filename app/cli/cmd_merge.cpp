@@ -57,15 +57,6 @@ void check_applicable(const CLI::App& command, MergeMethod method) {
   }
 }
 
-uint64_t parse_seed(const std::string& text) {
-  const bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
-  try {
-    if (digits) return std::stoull(text);
-  } catch (const std::out_of_range&) {
-  }
-  throw Error("--seed", "'" + text + "' is not an integer in [0, 2^64)");
-}
-
 // Where alpha-hard's per-layer α comes from: --alpha-layers a0,a1,... (one
 // value per layer; the count and range are checked against the base later),
 // or --superposition DIR: the checkpoint's learned α over these experts (a
@@ -96,7 +87,7 @@ MergeOptions merge_options(const MergeCliOptions& o, const CLI::App& command) {
   if (command.count("--t")) options.t = parse_number("--t", o.t);
   if (command.count("--lambda")) options.lambda = parse_number("--lambda", o.lambda);
   if (command.count("--density")) options.density = parse_number("--density", o.density);
-  if (command.count("--seed")) options.seed = parse_seed(o.seed);
+  if (command.count("--seed")) options.seed = parse_unsigned("--seed", o.seed);
   if (options.method == MergeMethod::kAlphaHard) {
     if (command.count("--embedding-blend")) {
       if (o.embedding_blend != "mean-alpha" && o.embedding_blend != "base") {

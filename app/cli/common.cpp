@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -96,6 +97,15 @@ double parse_number(const std::string& option, const std::string& text) {
   return value;
 }
 
+uint64_t parse_unsigned(const std::string& option, const std::string& text) {
+  const bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
+  try {
+    if (digits) return std::stoull(text);
+  } catch (const std::out_of_range&) {
+  }
+  throw Error(option, "'" + text + "' is not an integer in [0, 2^64)");
+}
+
 std::vector<double> parse_number_list(const std::string& text, const std::string& option) {
   std::vector<double> values;
   for (const auto& item : split_commas(text)) values.push_back(parse_number(option, item));
@@ -181,8 +191,13 @@ ProgressBar::ProgressBar(std::string label, std::string unit)
       enabled_(::isatty(STDERR_FILENO) == 1),
       start_(std::chrono::steady_clock::now()) {}
 
-ProgressBar::~ProgressBar() {
-  if (drawn_) std::fputs("\r\033[K", stderr);
+ProgressBar::~ProgressBar() { clear(); }
+
+void ProgressBar::clear() {
+  if (!drawn_) return;
+  std::fputs("\r\033[K", stderr);
+  std::fflush(stderr);
+  drawn_ = false;
 }
 
 bool ProgressBar::update(int64_t done, int64_t total) {

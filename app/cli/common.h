@@ -24,6 +24,8 @@ void register_generate(CLI::App& app);
 void register_import_seed(CLI::App& app);
 void register_audit(CLI::App& app);
 void register_merge(CLI::App& app);
+void register_corpus(CLI::App& app);
+void register_train_tokenizer(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_pretrain(CLI::App& app);
 void register_finetune(CLI::App& app);
@@ -48,6 +50,9 @@ void add_device_option(CLI::App& command, DeviceOptions& options);
 // A whole string that is a number ("0.5", "inf"; no spaces, nothing after),
 // else Error(option, "'text' is not a number"). Ranges are the caller's.
 double parse_number(const std::string& option, const std::string& text);
+// A whole string of decimal digits that fits 64 bits ("42"), else
+// Error(option, "'text' is not an integer in [0, 2^64)").
+uint64_t parse_unsigned(const std::string& option, const std::string& text);
 // A comma-separated list of numbers ("0.2,0.9,0.5"), each parsed whole.
 // Throws Error(option, ...) on an item (empty ones included) that is not a number.
 std::vector<double> parse_number_list(const std::string& text, const std::string& option);
@@ -100,6 +105,8 @@ class ProgressBar {
   ProgressBar(const ProgressBar&) = delete;
   ProgressBar& operator=(const ProgressBar&) = delete;
   bool update(int64_t done, int64_t total);
+  // Erases the line now (before printing a result, say).
+  void clear();
 
  private:
   std::string label_, unit_;

@@ -32,6 +32,10 @@ int main(int argc, char** argv) {
   superpose::cli::register_finetune(app);
   superpose::cli::register_train(app);
   superpose::cli::register_eval(app);
+#ifdef SUPERPOSE_WITH_CORPUS
+  superpose::cli::register_corpus(app);
+#endif
+  superpose::cli::register_train_tokenizer(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
