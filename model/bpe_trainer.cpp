@@ -79,6 +79,9 @@ class Training {
 
   BpeVocabulary run(const BpeTrainer::Progress& progress) {
     const int64_t wanted_tokens = options_.vocab_size - 1;  // EOS comes last
+    if (progress && !progress(static_cast<int64_t>(vocabulary_.tokens.size()) + 1, options_.vocab_size)) {
+      throw Error("training", "cancelled");
+    }
     int64_t steps = 0;
     while (static_cast<int64_t>(vocabulary_.tokens.size()) < wanted_tokens) {
       const auto best = next_pair();

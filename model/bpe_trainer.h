@@ -54,8 +54,9 @@ struct BpeTrainingOptions {
 // Not thread-safe.
 class BpeTrainer {
  public:
-  // Called now and then with (tokens made so far, tokens wanted, EOS
-  // included); return false to cancel.
+  // Called before the first merge, every 64 merges and at the end with
+  // (tokens made so far, tokens wanted, EOS included); return false to
+  // cancel (the last call cannot cancel).
   using Progress = std::function<bool(int64_t done, int64_t total)>;
 
   void add_text(std::string_view text);

@@ -21,10 +21,13 @@ namespace superpose {
 enum class SourceKind { kBrown, kHtml, kMan, kText };
 
 // One source of a recipe. A recipe is a JSON file:
-//   {"min_document_bytes": 200,          optional (default 200)
+//   {"description": "...",               optional, for readers only
+//    "min_document_bytes": 200,          optional (default 200)
 //    "min_stopword_share": 0.1,          optional (default 0.1)
 //    "sources": [{
-//      "name": "manpages-fr",            unique; documents are "name/FILE[#SECTION]"
+//      "name": "manpages-fr",            unique; documents are "name/FILE[#SECTION]", FILE
+//                                        the path below the directory that all the
+//                                        source's files share, without ".gz"
 //      "domain": "fr", "label": 1,       label 0 (base) or 1 (fine), one label per domain
 //      "kind": "man",                    brown | html | man | text
 //      "package": "manpages-fr",         where the files come from (Debian or npm package)
