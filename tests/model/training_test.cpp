@@ -19,6 +19,7 @@
 #include "model/model_dir.h"
 #include "model/superposition_io.h"
 #include "model/superposition_training.h"
+#include "tests/support/interrupting_objective.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tensor_compare.h"
 
@@ -77,26 +78,7 @@ GPT2Config tiny_config() {
   return config;
 }
 
-// Delegates to another objective and raises the interrupt flag during the
-// `stop_at`-th loss, as Ctrl-C would between two steps.
-class InterruptingObjective : public Objective {
- public:
-  InterruptingObjective(Objective& inner, int stop_at) : inner_(inner), stop_at_(stop_at) {}
-  std::vector<Group> groups() override { return inner_.groups(); }
-  StepLoss loss(const Batch& batch) override {
-    if (++calls_ == stop_at_) interrupt_requested().store(true);
-    return inner_.loss(batch);
-  }
-  void train_mode(bool on) override { inner_.train_mode(on); }
-  void save(const fs::path& dir) override { inner_.save(dir); }
-  void load(const fs::path& dir) override { inner_.load(dir); }
-  void save_final(const fs::path& out, const nlohmann::json& provenance) override { inner_.save_final(out, provenance); }
-
- private:
-  Objective& inner_;
-  int stop_at_;
-  int calls_ = 0;
-};
+using testing::InterruptingObjective;
 
 LanguageModelObjective fresh_lm(uint64_t seed) {
   torch::manual_seed(seed);
