@@ -130,7 +130,11 @@ void run_loop(Objective& objective, const Tokenizer& tokenizer, LoopCliOptions& 
   provenance["validation_data"] = o.validation;
   provenance["documents"] = train_docs.size();
   provenance["train_tokens"] = train_data.target_count(0) + train_data.target_count(1);
-  provenance["domains"] = names;
+  nlohmann::json trained_domains = nlohmann::json::array();  // the labels the run saw
+  for (int64_t label = 0; label < 2; ++label) {
+    if (train_data.target_count(label) > 0) trained_domains.push_back(names[static_cast<size_t>(label)]);
+  }
+  provenance["domains"] = trained_domains;
   provenance["finished"] = now_utc();
   provenance["torch"] = TORCH_VERSION;
   if (o.loop.progress) {
