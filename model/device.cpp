@@ -1,6 +1,8 @@
 // Device and dtype choice: parse, check availability, explain refusals.
 #include "model/device.h"
 
+#include <malloc.h>
+
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -56,6 +58,12 @@ std::string dtype_name(torch::Dtype dtype) {
     case torch::kInt64: return "i64";
     default: return std::string(c10::toString(dtype));
   }
+}
+
+void tune_cpu_allocator() {
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  ::mallopt(M_TOP_PAD, 256 << 20);
 }
 
 }  // namespace superpose

@@ -20,4 +20,11 @@ std::string device_name(const torch::Device& device);
 // "f32", "bf16", "f16", ...
 std::string dtype_name(torch::Dtype dtype);
 
+// Tunes glibc's allocator for LibTorch on the CPU, where every large tensor
+// is a fresh allocation: blocks up to 32 MiB come from the heap instead of
+// their own mmap, and freed heap memory is kept rather than returned and
+// faulted in again (evaluation on the CPU ran about 1.4x faster, with a third of the
+// system time). Call once at the start of a program.
+void tune_cpu_allocator();
+
 }  // namespace superpose

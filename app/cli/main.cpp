@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 
+#include "model/device.h"
 #include "app/cli/common.h"
 #include "model/errors.h"
 
@@ -16,6 +17,7 @@ std::string first_line(const std::string& text) { return text.substr(0, text.fin
 }  // namespace
 
 int main(int argc, char** argv) {
+  superpose::tune_cpu_allocator();
   CLI::App app{"superpose: run, trace and inspect (superposed) GPT-2 models", "superpose"};
   app.require_subcommand(1);
   // One line per error, like every other failure of the program.

@@ -2,8 +2,10 @@
 #include <CLI/CLI.hpp>
 
 #include "app/studio/studio.h"
+#include "model/device.h"
 
 int main(int argc, char** argv) {
+  superpose::tune_cpu_allocator();
   superpose::studio::StudioOptions options;
   std::string model_dir, screenshot;
   CLI::App app{"Superposition Studio: watch and steer superposed GPT-2 models", "superpose-studio"};
