@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include "model/errors.h"
 #include "model/model_dir.h"
 
 namespace superpose {
@@ -30,18 +31,43 @@ void init_gpt2_weights(GPT2& model) {
 }
 
 LanguageModelObjective::LanguageModelObjective(GPT2 model, std::filesystem::path tokenizer_dir, double lr,
-                                               double weight_decay, torch::Dtype storage)
+                                               double weight_decay, torch::Dtype storage,
+                                               const std::vector<std::string>& frozen)
     : model_(std::move(model)),
       tokenizer_dir_(std::move(tokenizer_dir)),
       lr_(lr),
       weight_decay_(weight_decay),
       storage_(storage) {
-  for (auto& p : model_->parameters()) p.set_requires_grad(true);
+  const auto is_under = [](const std::string& name, const std::string& prefix) {
+    return name.rfind(prefix, 0) == 0 && (name.size() == prefix.size() || name[prefix.size()] == '.');
+  };
+  for (const std::string& prefix : frozen) {
+    bool found = false;
+    for (const auto& item : model_->named_parameters()) found = found || is_under(item.key(), prefix);
+    if (!found) throw Error("--freeze", "'" + prefix + "' names no parameter of the model (e.g. wte, wpe, ln_f, h.0)");
+  }
+  for (auto& item : model_->named_parameters()) {
+    bool trainable = true;
+    for (const std::string& prefix : frozen) trainable = trainable && !is_under(item.key(), prefix);
+    item.value().set_requires_grad(trainable);
+  }
+}
+
+std::vector<std::string> parse_name_list(const std::string& list) {
+  std::vector<std::string> names;
+  size_t start = 0;
+  while (start <= list.size() && !list.empty()) {
+    const size_t end = std::min(list.find(',', start), list.size());
+    if (end > start) names.push_back(list.substr(start, end - start));
+    start = end + 1;
+  }
+  return names;
 }
 
 std::vector<Objective::Group> LanguageModelObjective::groups() {
   Group decay{"decay", {}, lr_, weight_decay_}, no_decay{"no_decay", {}, lr_, 0.0};
   for (auto& item : model_->named_parameters()) {
+    if (!item.value().requires_grad()) continue;
     const std::string& name = item.key();
     const bool matrix = item.value().dim() >= 2 && name.rfind("wpe.", 0) != 0;
     (matrix ? decay : no_decay).parameters.push_back(item.value());

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -23,9 +25,11 @@ void init_gpt2_weights(GPT2& model);
 class LanguageModelObjective : public Objective {
  public:
   // `tokenizer_dir` is copied into every checkpoint and the final folder;
-  // `storage` is the dtype of the final model.safetensors.
+  // `storage` is the dtype of the final model.safetensors. Parameters whose
+  // names start with one of `frozen` (e.g. "wte", "wpe", "ln_f") keep their
+  // values; a prefix that names no parameter is an Error("--freeze", ...).
   LanguageModelObjective(GPT2 model, std::filesystem::path tokenizer_dir, double lr, double weight_decay,
-                         torch::Dtype storage = torch::kFloat32);
+                         torch::Dtype storage = torch::kFloat32, const std::vector<std::string>& frozen = {});
 
   std::vector<Group> groups() override;
   StepLoss loss(const Batch& batch) override;
@@ -42,5 +46,8 @@ class LanguageModelObjective : public Objective {
   double lr_, weight_decay_;
   torch::Dtype storage_;
 };
+
+// Splits "wte,wpe,ln_f" into its names (empty input: none).
+std::vector<std::string> parse_name_list(const std::string& list);
 
 }  // namespace superpose

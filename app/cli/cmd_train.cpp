@@ -214,7 +214,7 @@ void register_pretrain(CLI::App& app) {
 void register_finetune(CLI::App& app) {
   struct Options {
     LoopCliOptions loop;
-    std::string model, save_dtype = "f32";
+    std::string model, save_dtype = "f32", freeze;
     double lr = 1e-4;
   };
   auto o = std::make_shared<Options>();
@@ -223,14 +223,18 @@ void register_finetune(CLI::App& app) {
   add_loop_options(*command, o->loop, true, "cosine");
   command->add_option("--model", o->model, "the HF GPT-2 folder to start from")->required()->check(kExistingDir);
   add_language_model_options(*command, o->lr, o->save_dtype);
+  command->add_option("--freeze", o->freeze,
+                      "parameters kept as they are, by name prefix, e.g. wte,wpe,ln_f (the tied output head is wte)");
   command->callback([o] {
     finish_loop_options(o->loop);
     const auto storage = parse_storage(o->save_dtype);
+    const auto frozen = parse_name_list(o->freeze);
     auto loaded = load_model(o->model, o->loop.loop.device, torch::kFloat32);
     const auto tokenizer_dir = resolve_tokenizer_dir(std::nullopt, std::filesystem::path(o->model));
     const Tokenizer tokenizer = Tokenizer::from_dir(tokenizer_dir);
-    LanguageModelObjective objective(loaded.model, tokenizer_dir, o->lr, o->loop.loop.weight_decay, storage);
-    nlohmann::json provenance{{"command", "finetune"}, {"from", o->model}, {"lr", o->lr}, {"label", o->loop.label}};
+    LanguageModelObjective objective(loaded.model, tokenizer_dir, o->lr, o->loop.loop.weight_decay, storage, frozen);
+    nlohmann::json provenance{{"command", "finetune"}, {"from", o->model}, {"lr", o->lr}, {"label", o->loop.label},
+                              {"frozen", frozen}};
     run_loop(objective, tokenizer, o->loop, provenance);
   });
 }

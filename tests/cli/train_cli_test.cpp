@@ -165,6 +165,13 @@ TEST_F(TrainCli, BadInputsFailWithOneLine) {
   expect_clean_failure(with_value(train_args(out, {"--steps", "1"}), "--fine", other.string()), {"cannot be superposed", "n_layer"}, out);
   expect_clean_failure(train_args(out, {"--variant", "3d"}), {"--variant"}, out);
   expect_clean_failure(train_args(out, {"--chain", "loose"}), {"--chain"}, out);
+
+  // --freeze names parameters by prefix; a name that matches none is refused.
+  const std::vector<std::string> finetune = {"finetune", "--model", kBase, "--data", data_, "--out", out.string(),
+                                             "--seq-len", "12", "--batch-size", "2", "--steps", "1", "--quiet"};
+  std::vector<std::string> freeze_unknown = finetune;
+  freeze_unknown.insert(freeze_unknown.end(), {"--freeze", "wte,foo"});
+  expect_clean_failure(freeze_unknown, {"--freeze", "'foo'", "names no parameter"}, out);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include <torch/torch.h>
 
@@ -130,6 +131,39 @@ TEST(Training, PretrainingLowersTheLossAndWritesAnHfFolder) {
   EXPECT_TRUE(fs::exists(tmp / "run" / "training.json"));
   EXPECT_TRUE(fs::exists(tmp / "run" / "vocab.json"));
   EXPECT_FALSE(fs::exists(tmp / "run" / "checkpoint-00000024")) << "checkpoints go when the run completes";
+}
+
+TEST(Training, FrozenParametersKeepTheirValues) {
+  testing::TempDir tmp;
+  const auto docs = tiny_corpus();
+  const auto data = TokenDataset::build(docs, gpt2(), 16);
+  torch::manual_seed(5);
+  GPT2 model(tiny_config());
+  init_gpt2_weights(model);
+  std::map<std::string, torch::Tensor> before;
+  for (const auto& item : model->named_parameters()) before[item.key()] = item.value().detach().clone();
+  LanguageModelObjective objective(model, default_tokenizer_dir(), 3e-3, 0.01, torch::kFloat32,
+                                   parse_name_list("wte,ln_f,h.1"));
+  train(objective, data, nullptr, domain_names(docs), quick_options(4), tmp / "run", false, {});
+  for (const auto& item : model->named_parameters()) {
+    const std::string& name = item.key();
+    const bool frozen = name.rfind("wte.", 0) == 0 || name.rfind("ln_f.", 0) == 0 || name.rfind("h.1.", 0) == 0;
+    if (frozen) {
+      EXPECT_TRUE(torch::equal(item.value(), before[name])) << name << " is frozen but changed";
+    } else if (name.find("weight") != std::string::npos && name.find("ln_") == std::string::npos) {
+      EXPECT_FALSE(torch::equal(item.value(), before[name])) << name << " is trainable but did not change";
+    }
+  }
+  // "h.1" freezes block 1, not blocks 10-19; an unknown name is refused.
+  EXPECT_EQ(parse_name_list(""), std::vector<std::string>{});
+  EXPECT_EQ(parse_name_list("wte,,wpe"), (std::vector<std::string>{"wte", "wpe"}));
+  try {
+    LanguageModelObjective bad(GPT2(tiny_config()), default_tokenizer_dir(), 3e-3, 0.01, torch::kFloat32, {"wtf"});
+    FAIL() << "an unknown name should be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--freeze"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'wtf'"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Training, ResumedRunRepeatsTheUninterruptedLosses) {
