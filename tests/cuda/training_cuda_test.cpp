@@ -35,8 +35,10 @@ std::vector<Document> corpus() {
 // 12 steps of the 1D superposition objective (free chain) on `device`.
 TrainingResult run(torch::Device device, bool bf16, const fs::path& out, int64_t interrupt_at = -1,
                    bool resume = false) {
-  auto experts = load_experts(kFixtures / "gpt2-tiny", kFixtures / "gpt2-tiny-fine", torch::kCPU, torch::kFloat32);
-  torch::manual_seed(3);  // the same superposition on either device (built on the CPU, then moved)
+  // The frozen experts live on `device`; the trainable parts are built on the
+  // CPU from one seed (the same superposition on either device), then moved.
+  auto experts = load_experts(kFixtures / "gpt2-tiny", kFixtures / "gpt2-tiny-fine", device, torch::kFloat32);
+  torch::manual_seed(3);
   SuperposedModel model(experts.first.model, experts.second.model,
                         SuperposedConfig::defaults(AlphaVariant::k1D, experts.first.config));
   model->to_device(device, torch::kFloat32);
