@@ -30,6 +30,7 @@ void register_eval(CLI::App& app);
 void register_pretrain(CLI::App& app);
 void register_finetune(CLI::App& app);
 void register_train(CLI::App& app);
+void register_tsne(CLI::App& app);
 
 // Thrown by a command that finished on purpose with a non-zero status (an
 // interrupted training run: 130); main() exits with `code`.

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   superpose::cli::register_finetune(app);
   superpose::cli::register_train(app);
   superpose::cli::register_eval(app);
+  superpose::cli::register_tsne(app);
 #ifdef SUPERPOSE_WITH_CORPUS
   superpose::cli::register_corpus(app);
 #endif
