@@ -3,7 +3,6 @@
 
 #include <string>
 
-#include <torch/linalg.h>
 #include <torch/torch.h>
 
 #include "model/errors.h"
@@ -32,14 +31,14 @@ Pca fit_pca(const torch::Tensor& x, int64_t k) {
   torch::Tensor values, vectors;  // ascending eigenvalues; components as rows after selection
   if (d <= n) {
     const auto cov = torch::matmul(xc.t(), xc) / static_cast<double>(n - 1);  // (D,D)
-    std::tie(values, vectors) = torch::linalg::eigh(cov, "L");
+    std::tie(values, vectors) = torch::linalg_eigh(cov, "L");
     values = values.flip(0).slice(0, 0, k);
     vectors = vectors.flip(1).slice(1, 0, k).t();  // (k,D)
   } else {
     // Fewer rows than features: the Gram matrix has the same non-zero
     // spectrum, and X^T u / |X^T u| recovers the components.
     const auto gram = torch::matmul(xc, xc.t()) / static_cast<double>(n - 1);  // (N,N)
-    std::tie(values, vectors) = torch::linalg::eigh(gram, "L");
+    std::tie(values, vectors) = torch::linalg_eigh(gram, "L");
     values = values.flip(0).slice(0, 0, k);
     auto loadings = torch::matmul(xc.t(), vectors.flip(1).slice(1, 0, k));  // (D,k)
     loadings = loadings / loadings.norm(2, {0}, true).clamp_min(1e-300);

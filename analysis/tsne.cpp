@@ -9,7 +9,6 @@
 #include <vector>
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/fft.h>
 #include <torch/torch.h>
 
 #include "analysis/knn.h"
@@ -138,14 +137,14 @@ std::pair<torch::Tensor, torch::Tensor> fft_sums(const torch::Tensor& y, int64_t
   for (int64_t d = 0; d < dims; ++d) grid_shape.push_back(grid);
   const auto m = mesh.t().reshape(grid_shape);  // (q, g, g[, g])
   std::vector<int64_t> sizes(shape);
-  const auto m_hat = torch::fft::rfftn(m, sizes, fft_dims);  // padded to 2g per axis
+  const auto m_hat = torch::fft_rfftn(m, sizes, fft_dims);  // padded to 2g per axis
   std::vector<int64_t> kernel_dims(static_cast<size_t>(dims));
   for (int64_t d = 0; d < dims; ++d) kernel_dims[static_cast<size_t>(d)] = d;
-  const auto k1_hat = torch::fft::rfftn(k1, c10::nullopt, kernel_dims);
-  const auto k2_hat = torch::fft::rfftn(k2, c10::nullopt, kernel_dims);
+  const auto k1_hat = torch::fft_rfftn(k1, c10::nullopt, kernel_dims);
+  const auto k2_hat = torch::fft_rfftn(k2, c10::nullopt, kernel_dims);
   // Potential of charge 0 under K1; of every charge under K2.
-  auto pot1 = torch::fft::irfftn(m_hat.select(0, 0) * k1_hat, sizes, kernel_dims);  // (2g,..)
-  auto pot2 = torch::fft::irfftn(m_hat * k2_hat.unsqueeze(0), sizes, fft_dims);    // (q,2g,..)
+  auto pot1 = torch::fft_irfftn(m_hat.select(0, 0) * k1_hat, sizes, kernel_dims);  // (2g,..)
+  auto pot2 = torch::fft_irfftn(m_hat * k2_hat.unsqueeze(0), sizes, fft_dims);    // (q,2g,..)
   for (int64_t d = 0; d < dims; ++d) {
     pot1 = pot1.narrow(d, 0, grid);
     pot2 = pot2.narrow(d + 1, 0, grid);
