@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include "analysis/run_guard.h"
 #include "model/errors.h"
 #include "model/merge.h"
 
@@ -179,36 +180,6 @@ void check_options(const EvalOptions& o, const LoadedModel& base, bool with_supe
   }
 }
 
-// Puts a module (and its registered submodules) in eval mode while it lives,
-// then restores the mode it found: dropout in an autoencoder would otherwise
-// make a model left in training mode score at random.
-class EvalModeGuard {
- public:
-  explicit EvalModeGuard(torch::nn::Module& module) : module_(module), training_(module.is_training()) {
-    module.eval();
-  }
-  ~EvalModeGuard() { module_.train(training_); }
-  EvalModeGuard(const EvalModeGuard&) = delete;
-  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
-
- private:
-  torch::nn::Module& module_;
-  bool training_;
-};
-
-// The first max_documents documents of each label (all when 0), in file order.
-std::vector<Document> select_documents(const std::vector<Document>& documents, int64_t max_documents) {
-  std::vector<Document> selected;
-  int64_t taken[2] = {0, 0};
-  for (const auto& document : documents) {
-    auto& count = taken[document.label];
-    if (max_documents > 0 && count >= max_documents) continue;
-    ++count;
-    selected.push_back(document);
-  }
-  return selected;
-}
-
 Forward superposition_forward(SuperposedModel model, torch::Tensor alpha) {
   return [model, alpha](const torch::Tensor& ids, StateKeeper& states) mutable {
     return model->forward(ids, nullptr, &states, alpha);
@@ -368,7 +339,7 @@ EvalReport evaluate(const LoadedModel& base, const LoadedModel& fine, Superposed
                 "evaluate: the superposition must run over the experts given");
   }
   const std::vector<std::string> names = domain_names(documents);
-  const std::vector<Document> selected = select_documents(documents, o.max_documents);
+  const std::vector<Document> selected = first_documents_per_label(documents, o.max_documents);
   const TokenDataset dataset = TokenDataset::build(selected, tokenizer, o.seq_len);
   if (dataset.size() == 0) {
     throw Error("eval", "no document has a target token (a document needs a token to predict after its first)");

@@ -84,6 +84,18 @@ Batch Batch::to(torch::Device device) const {
   return Batch{ids.to(device), targets.to(device), labels.to(device), documents.to(device), offsets.to(device)};
 }
 
+std::vector<int64_t> document_sequence(const Document& document, const Tokenizer& tokenizer, size_t index) {
+  std::vector<int64_t> ids;
+  if (const auto eos = tokenizer.eos_id()) ids.push_back(*eos);
+  try {
+    const auto text = tokenizer.encode(document.text);
+    ids.insert(ids.end(), text.begin(), text.end());
+  } catch (const Error& e) {
+    throw Error("document " + std::to_string(index), e.what());
+  }
+  return ids;
+}
+
 TokenDataset TokenDataset::build(const std::vector<Document>& documents, const Tokenizer& tokenizer,
                                  int64_t seq_len) {
   if (seq_len < 1) throw Error("seq_len", "must be at least 1, got " + std::to_string(seq_len));
@@ -93,14 +105,7 @@ TokenDataset TokenDataset::build(const std::vector<Document>& documents, const T
   dataset.pad_id_ = eos.value_or(0);
   dataset.tokens_.reserve(documents.size());
   for (size_t d = 0; d < documents.size(); ++d) {
-    std::vector<int64_t> ids;
-    if (eos) ids.push_back(*eos);
-    try {
-      const auto text_ids = tokenizer.encode(documents[d].text);
-      ids.insert(ids.end(), text_ids.begin(), text_ids.end());
-    } catch (const Error& e) {
-      throw Error("document " + std::to_string(d), e.what());
-    }
+    std::vector<int64_t> ids = document_sequence(documents[d], tokenizer, d);
     const auto n = static_cast<int64_t>(ids.size());
     for (int64_t begin = 0; begin + 1 < n; begin += seq_len) {
       dataset.windows_.push_back(

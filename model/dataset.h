@@ -38,6 +38,12 @@ void write_jsonl(const std::filesystem::path& path, const std::vector<Document>&
 // else "base" / "fine". Index = label.
 std::vector<std::string> domain_names(const std::vector<Document>& documents);
 
+// The token sequence training, evaluation and capture read for a document:
+// the tokenizer's EOS id ("<|endoftext|>") first when the vocabulary has one,
+// then the text's tokens. Tokenizer errors are rethrown as
+// Error("document N", ...) with N = `index`.
+std::vector<int64_t> document_sequence(const Document& document, const Tokenizer& tokenizer, size_t index);
+
 // A batch of windows. Positions without a target (padding) hold
 // kIgnoreIndex in `targets` and the EOS (or 0) id in `ids`.
 struct Batch {

@@ -39,45 +39,6 @@ std::string layers_csv_path(const std::string& rows_path) {
   return (p.parent_path() / (p.stem().string() + "-layers" + p.extension().string())).string();
 }
 
-// An output file taken before the evaluation starts: a directory in the
-// way or a folder that cannot be written fails at once, and nothing appears
-// at the path until commit().
-class ReservedOutput {
- public:
-  ReservedOutput(std::string option, const std::string& path) : option_(std::move(option)) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) throw Error(option_, path + ": is a directory");
-    try {
-      file_.emplace(path);
-    } catch (const Error& e) {
-      throw Error(option_, e.what());
-    }
-  }
-  void write(const std::string& bytes) {
-    try {
-      file_->write(bytes);
-    } catch (const Error& e) {
-      throw Error(option_, e.what());
-    }
-  }
-  void commit() {
-    try {
-      file_->commit();
-    } catch (const Error& e) {
-      throw Error(option_, e.what());
-    }
-  }
-
- private:
-  std::string option_;
-  std::optional<AtomicFile> file_;
-};
-
-torch::Device resolve_device(const DeviceOptions& o) {
-  if (o.device != "auto") return o.parsed_device();
-  return DeviceOptions{torch::cuda::is_available() ? "cuda" : "cpu", o.dtype}.parsed_device();
-}
-
 void check_outputs_differ(const std::vector<std::pair<std::string, std::string>>& outputs) {
   for (size_t i = 0; i < outputs.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {

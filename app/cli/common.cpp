@@ -1,6 +1,7 @@
 // Shared option handling for the superpose subcommands.
 #include "app/cli/common.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 #include <cstdarg>
 #include <cstdio>
 #include <utility>
+
+#include <torch/cuda.h>
 
 #include "model/device.h"
 #include "model/errors.h"
@@ -229,5 +232,36 @@ const CLI::Validator kExistingDir(
       return {};
     },
     "DIR");
+
+torch::Device resolve_device(const DeviceOptions& o) {
+  if (o.device != "auto") return o.parsed_device();
+  return DeviceOptions{torch::cuda::is_available() ? "cuda" : "cpu", o.dtype}.parsed_device();
+}
+
+ReservedOutput::ReservedOutput(std::string option, const std::string& path) : option_(std::move(option)) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) throw Error(option_, path + ": is a directory");
+  try {
+    file_.emplace(path);
+  } catch (const Error& e) {
+    throw Error(option_, e.what());
+  }
+}
+
+void ReservedOutput::write(const std::string& bytes) {
+  try {
+    file_->write(bytes);
+  } catch (const Error& e) {
+    throw Error(option_, e.what());
+  }
+}
+
+void ReservedOutput::commit() {
+  try {
+    file_->commit();
+  } catch (const Error& e) {
+    throw Error(option_, e.what());
+  }
+}
 
 }  // namespace superpose::cli

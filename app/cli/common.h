@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <torch/types.h>
 
+#include "model/file_util.h"
 #include "model/superposition_io.h"
 #include "model/tokenizer.h"
 
@@ -31,6 +32,8 @@ void register_pretrain(CLI::App& app);
 void register_finetune(CLI::App& app);
 void register_train(CLI::App& app);
 void register_tsne(CLI::App& app);
+void register_capture(CLI::App& app);
+void register_figures(CLI::App& app);
 
 // Thrown by a command that finished on purpose with a non-zero status (an
 // interrupted training run: 130); main() exits with `code`.
@@ -90,6 +93,24 @@ std::vector<int64_t> encode_text(const Tokenizer& tokenizer, const std::string& 
 // Encodes a prompt for a model with `context` positions. Throws Error("--prompt", ...)
 // when it is empty, not valid UTF-8, or longer than the context.
 std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const std::string& prompt, int64_t context);
+
+// --device auto: CUDA when there is one, else the CPU; otherwise as given.
+torch::Device resolve_device(const DeviceOptions& options);
+
+// An output file taken before a long job starts: a directory in the way or a
+// folder that cannot be written fails at once (Error naming `option`), and
+// nothing appears at the path until commit(). Dropped uncommitted, it leaves
+// nothing behind.
+class ReservedOutput {
+ public:
+  ReservedOutput(std::string option, const std::string& path);
+  void write(const std::string& bytes);
+  void commit();
+
+ private:
+  std::string option_;
+  std::optional<AtomicFile> file_;
+};
 
 // printf-style formatting into a std::string (LibTorch 2.x bundles its own
 // fmt, which clashes with the system's, so the CLI does not use fmt).

@@ -35,6 +35,10 @@ int main(int argc, char** argv) {
   superpose::cli::register_train(app);
   superpose::cli::register_eval(app);
   superpose::cli::register_tsne(app);
+  superpose::cli::register_capture(app);
+#ifdef SUPERPOSE_HAVE_FIGURES
+  superpose::cli::register_figures(app);
+#endif
 #ifdef SUPERPOSE_WITH_CORPUS
   superpose::cli::register_corpus(app);
 #endif

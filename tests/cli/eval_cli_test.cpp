@@ -14,6 +14,7 @@
 #include "model/superposition_io.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/no_eos_tokenizer.h"
+#include "tests/support/tiny_superposition.h"
 
 namespace fs = std::filesystem;
 
@@ -53,17 +54,7 @@ class EvalCli : public superpose::testing::CliTest {
   }
 
   // A causal 1D superposition over the tiny pair with seeded random weights.
-  std::string causal_superposition() {
-    auto experts = superpose::load_experts(kBase, kFine, torch::kCPU, torch::kFloat32);
-    torch::manual_seed(5);
-    superpose::SuperposedModel model(
-        experts.first.model, experts.second.model,
-        superpose::SuperposedConfig::defaults(superpose::AlphaVariant::k1D, experts.first.config));
-    const auto dir = dir_ / "causal.sp";
-    const superpose::SuperpositionSpec spec;
-    superpose::save_superposition(dir, model, spec, kBase, kFine);
-    return dir.string();
-  }
+  std::string causal_superposition() { return superpose::testing::save_tiny_superposition(dir_ / "causal.sp"); }
 
   // A bad input: one line naming the problem, nothing on stdout, no CSV (rows
   // or layers) and no temporaries beside it.
