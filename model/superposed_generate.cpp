@@ -122,7 +122,8 @@ SuperposedGenerator::SuperposedGenerator(SuperposedModel model, std::vector<int6
 
 torch::Tensor SuperposedGenerator::alpha_for_new_position(int64_t position) {
   if (auto scheduled = schedule_.at(position)) return *scheduled;
-  return model_->effective_alpha().to(torch::kCPU, torch::kFloat32);
+  // A copy: on the CPU .to() returns the override itself, which set_alpha_layer edits in place.
+  return model_->effective_alpha().to(torch::kCPU, torch::kFloat32).clone();
 }
 
 torch::Tensor SuperposedGenerator::next_logits() {

@@ -1,14 +1,153 @@
-// Worker thread: model files are read here, never on the UI thread.
+// Worker thread: model files are read and every forward pass runs here, never
+// on the UI thread; generation is one queued command per token.
 #include "app/studio/worker.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include "analysis/state_recorder.h"
+#include "model/device.h"
 #include "model/errors.h"
 #include "model/gpt2.h"
 #include "model/model_dir.h"
 #include "model/safetensors.h"
+#include "model/sampling.h"
+#include "model/superposed_generate.h"
+#include "model/superposition_io.h"
+#include "model/tokenizer.h"
 
 namespace superpose::studio {
+namespace {
 
-Worker::Worker() : snapshot_(std::make_shared<Snapshot>()), thread_([this] { run(); }) {}
+using Clock = std::chrono::steady_clock;
+
+std::string number_text(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+// Token bytes as valid UTF-8: a byte that starts no complete, valid sequence
+// (a token may end inside a character) becomes U+FFFD.
+std::string display_text(const std::string& bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  size_t i = 0;
+  while (i < bytes.size()) {
+    const auto lead = static_cast<unsigned char>(bytes[i]);
+    const size_t length = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    if (i + length <= bytes.size() && is_valid_utf8(std::string_view(bytes).substr(i, length))) {
+      out.append(bytes, i, length);
+      i += length;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+// (N) or (N,C) float tensor -> flat row-major floats.
+std::vector<float> to_floats(const torch::Tensor& t) {
+  const auto cpu = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  const float* p = cpu.data_ptr<float>();
+  return std::vector<float>(p, p + cpu.numel());
+}
+
+// α (L) / (L,C) -> per-layer values (L); 2D: the mean over dimensions.
+std::vector<float> per_layer(const torch::Tensor& alpha) {
+  return to_floats(alpha.dim() == 2 ? alpha.to(torch::kFloat32).mean(1) : alpha);
+}
+
+// The kTopTokens most likely tokens of (V) logits at temperature 1.
+std::vector<TopToken> top_tokens(const torch::Tensor& logits, const Tokenizer* tokenizer) {
+  const auto probs = torch::softmax(logits.to(torch::kFloat32), 0);  // (V)
+  const int64_t k = std::min<int64_t>(kTopTokens, probs.size(0));
+  const auto top = probs.topk(k);
+  const auto values = std::get<0>(top).to(torch::kCPU).contiguous();
+  const auto indices = std::get<1>(top).to(torch::kCPU).contiguous();
+  std::vector<TopToken> out;
+  for (int64_t i = 0; i < k; ++i) {
+    TopToken t;
+    t.id = indices.data_ptr<int64_t>()[i];
+    t.prob = values.data_ptr<float>()[i];
+    if (tokenizer != nullptr && t.id < tokenizer->vocab_size()) t.text = display_text(tokenizer->token_bytes(t.id));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+torch::Device resolve_device(const std::string& text) {
+  if (text.empty() || text == "auto") {
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  }
+  return parse_device(text);
+}
+
+// One expert run alone, incrementally, along the generated sequence: its own
+// next-token distribution at each step.
+struct ExpertStream {
+  GPT2 model{nullptr};
+  KVCache cache;
+  int64_t computed = 0;  // positions in the cache
+  torch::Tensor logits;  // (V) after `computed` positions
+
+  explicit ExpertStream(GPT2 m) : model(std::move(m)), cache(model->make_cache()) {}
+
+  torch::Tensor next_logits(const std::vector<int64_t>& sequence) {
+    const auto n = static_cast<int64_t>(sequence.size());
+    if (computed == n && logits.defined()) return logits;
+    const std::vector<int64_t> ids(sequence.begin() + computed, sequence.end());
+    const auto input = torch::tensor(ids, torch::kLong).view({1, -1}).to(model->wte->weight.device());  // (1,T)
+    const auto out = model->forward(input, &cache);  // (1,T,V)
+    computed = n;
+    logits = out[0][out.size(1) - 1];  // (V)
+    return logits;
+  }
+};
+
+}  // namespace
+
+// Everything the worker thread owns besides the draft snapshot.
+struct Worker::Models {
+  SuperposedModel model{nullptr};
+  GPT2 base{nullptr}, fine{nullptr};
+  torch::Device device{torch::kCPU};
+  std::optional<Tokenizer> tokenizer;
+
+  struct Generation {
+    uint64_t ticket = 0;
+    std::unique_ptr<SuperposedGenerator> generator;
+    std::unique_ptr<Sampler> sampler;
+    std::unique_ptr<ExpertStream> base, fine;
+    GenerationSettings settings;
+    std::optional<int64_t> eos;
+    std::vector<int64_t> generated;
+    std::optional<int64_t> pause_at;  // pause once `generated` reaches this count
+    bool active = false;              // started and not ended
+    bool paused = false;
+    bool step_queued = false;         // a step command is in the queue
+    double seconds = 0.0;             // spent computing tokens
+  };
+  std::unique_ptr<Generation> generation;
+
+  SuperposedModel& require() {
+    if (model.is_empty()) throw Error("no superposition is loaded: load one first");
+    return model;
+  }
+  Generation& require_generation() {
+    if (!generation) throw Error("no sequence yet: generate first (0 new tokens only reads the prompt)");
+    return *generation;
+  }
+};
+
+Worker::Worker() : snapshot_(std::make_shared<Snapshot>()), models_(std::make_unique<Models>()),
+                   thread_([this] { run(); }) {}
 
 Worker::~Worker() {
   {
@@ -25,12 +164,23 @@ std::shared_ptr<const Snapshot> Worker::snapshot() const {
   return snapshot_;
 }
 
-void Worker::publish(std::shared_ptr<const Snapshot> snapshot) {
+void Worker::publish() {
+  auto next = std::make_shared<Snapshot>(draft_);
   std::lock_guard<std::mutex> lock(mutex_);
-  snapshot_ = std::move(snapshot);
+  next->version = draft_.version = ++version_;
+  snapshot_ = std::move(next);
+}
+
+void Worker::fail(const std::string& message) {
+  draft_.message = message;
+  ++draft_.errors;
+  draft_.job.reset();
+  publish();
 }
 
 void Worker::run() {
+  // Grad mode is thread-local: nothing on this thread records graphs.
+  torch::NoGradGuard no_grad;
   for (;;) {
     std::function<void()> command;
     {
@@ -45,38 +195,549 @@ void Worker::run() {
   }
 }
 
-void Worker::load_model(const std::filesystem::path& dir) {
-  pending_.fetch_add(1);
+void Worker::enqueue(std::function<void()> command) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    commands_.push_back([this, dir] {
-      auto loading = std::make_shared<Snapshot>(*snapshot());
-      loading->status = Snapshot::Status::kLoading;
-      loading->model_dir = dir.string();
-      publish(loading);
-      auto next = std::make_shared<Snapshot>();
-      next->model_dir = dir.string();
-      try {
-        const ModelFiles files = locate_model(dir);
-        next->config = load_gpt2_config(files.config);
-        const SafetensorsFile weights(files.weights);
-        match_gpt2_tensors(weights, next->config);
-        next->parameters = gpt2_parameter_count(next->config);
-        for (const auto& t : weights.tensors()) next->tensors.push_back({t.name, t.dtype, t.shape, t.end - t.begin});
-        try {
-          next->tokenizer_dir = resolve_tokenizer_dir(std::nullopt, dir).string();
-        } catch (const Error&) {
-          next->tokenizer_dir.clear();
-        }
-        next->status = Snapshot::Status::kReady;
-      } catch (const std::exception& e) {
-        next->status = Snapshot::Status::kFailed;
-        next->message = e.what();
-      }
-      publish(next);
-    });
+    if (stopping_) return;
+    pending_.fetch_add(1);
+    commands_.push_back(std::move(command));
   }
   wake_.notify_one();
+}
+
+void Worker::enqueue_guarded(const char* name, std::function<void()> command) {
+  enqueue([this, name, command = std::move(command)] {
+    try {
+      command();
+    } catch (const Error& e) {
+      fail(e.what());
+    } catch (const c10::Error& e) {
+      // LibTorch's own checks: the first line, without the C++ backtrace.
+      const std::string text = e.what_without_backtrace();
+      fail(std::string(name) + ": " + text.substr(0, text.find('\n')));
+    } catch (const std::exception& e) {
+      fail(std::string(name) + ": " + e.what());
+    }
+  });
+}
+
+// --- loading -------------------------------------------------------------
+
+void Worker::load_model(const std::filesystem::path& dir) {
+  enqueue_guarded("load_model", [this, dir] {
+    draft_.status = Snapshot::Status::kLoading;
+    draft_.model_dir = dir.string();
+    draft_.job = JobProgress{"loading " + dir.string(), -1.0, false};
+    publish();
+    draft_.config = GPT2Config();
+    draft_.parameters = 0;
+    draft_.tokenizer_dir.clear();
+    draft_.tensors.clear();
+    draft_.job.reset();
+    try {
+      const ModelFiles files = locate_model(dir);
+      GPT2Config config = load_gpt2_config(files.config);
+      const SafetensorsFile weights(files.weights);
+      match_gpt2_tensors(weights, config);
+      draft_.config = config;
+      draft_.parameters = gpt2_parameter_count(config);
+      for (const auto& t : weights.tensors()) draft_.tensors.push_back({t.name, t.dtype, t.shape, t.end - t.begin});
+      try {
+        draft_.tokenizer_dir = resolve_tokenizer_dir(std::nullopt, dir).string();
+      } catch (const Error&) {
+        draft_.tokenizer_dir.clear();
+      }
+      draft_.status = Snapshot::Status::kReady;
+      draft_.message.clear();
+      publish();
+    } catch (const std::exception& e) {
+      draft_.status = Snapshot::Status::kFailed;
+      fail(e.what());
+    }
+  });
+}
+
+void Worker::load_superposition(const std::filesystem::path& dir, const LoadSettings& settings) {
+  enqueue_guarded("load_superposition", [this, dir, settings] { do_load_superposition(dir, settings, false, {}, {}); });
+}
+
+void Worker::load_experts(const std::filesystem::path& base, const std::filesystem::path& fine,
+                          const LoadSettings& settings) {
+  enqueue_guarded("load_experts",
+                  [this, base, fine, settings] { do_load_superposition({}, settings, true, base, fine); });
+}
+
+void Worker::do_load_superposition(const std::filesystem::path& dir, const LoadSettings& settings,
+                                   bool experts_only, const std::filesystem::path& base_dir,
+                                   const std::filesystem::path& fine_dir) {
+  const std::string shown = experts_only ? base_dir.string() + " + " + fine_dir.string() : dir.string();
+  draft_.status = Snapshot::Status::kLoading;
+  draft_.model_dir = shown;
+  draft_.job = JobProgress{"loading " + shown, -1.0, false};
+  publish();
+  try {
+    const torch::Device device = resolve_device(settings.device);
+    const torch::Dtype dtype = parse_dtype(settings.dtype, device);
+    LoadedSuperposition loaded;
+    if (experts_only) {
+      auto experts = superpose::load_experts(base_dir, fine_dir, device, dtype);
+      SuperposedConfig config = SuperposedConfig::defaults(AlphaVariant::k1D, experts.first.config);
+      config.ae_layers.clear();
+      loaded.model = SuperposedModel(experts.first.model, experts.second.model, config);
+      // Control points of 0.5 and no bias: α = 0.5 at every layer (the basis rows sum to 1).
+      loaded.model->alpha->control_points.fill_(0.5);
+      loaded.model->alpha->layer_bias.zero_();
+      loaded.model->eval();
+      loaded.base = std::move(experts.first);
+      loaded.fine = std::move(experts.second);
+    } else {
+      loaded = superpose::load_superposition(dir, settings.base, settings.fine, device, dtype);
+    }
+    std::optional<Tokenizer> tokenizer;
+    std::string tokenizer_dir;
+    try {
+      tokenizer_dir = resolve_tokenizer_dir(std::nullopt, loaded.base.files.dir).string();
+      tokenizer = Tokenizer::from_dir(tokenizer_dir);
+    } catch (const Error&) {
+      tokenizer_dir.clear();
+    }
+
+    // Commit: the new models replace the old ones and end their generation.
+    if (models_->generation && models_->generation->active) end_generation("model replaced", true);
+    models_->generation.reset();
+    models_->model = loaded.model;
+    models_->base = loaded.base.model;
+    models_->fine = loaded.fine.model;
+    models_->device = device;
+    models_->tokenizer = std::move(tokenizer);
+
+    SuperposedModel& model = models_->model;
+    const SuperposedConfig& config = model->config();
+    SuperpositionInfo info;
+    info.dir = experts_only ? std::string() : dir.string();
+    info.base_dir = loaded.base.files.dir.string();
+    info.fine_dir = loaded.fine.files.dir.string();
+    info.device = device_name(device);
+    info.dtype = dtype_name(dtype);
+    info.variant = variant_name(config.alpha.variant);
+    info.causal = model->causal();
+    info.convolution = config.ae_layers.empty() ? "none"
+                       : config.autoencoder.conv == ConvMode::kCausal ? "causal" : "centered";
+    info.embedding_blend = embedding_blend_name(config.embedding_blend);
+    info.n_layer = model->n_layer();
+    info.n_embd = config.alpha.n_embd;
+    info.context = model->context();
+    info.alpha_shape = model->alpha_shape();
+    {
+      c10::InferenceMode inference;
+      info.alpha_learned = to_floats(model->learned_alpha());
+    }
+    info.tokenizer_dir = tokenizer_dir;
+    draft_.superposition = std::move(info);
+    refresh_superposition_info();
+
+    draft_.config = loaded.base.config;
+    draft_.tokenizer_dir = tokenizer_dir;
+    draft_.parameters = 0;
+    draft_.tensors.clear();
+    for (const auto& item : model->named_parameters()) {
+      const torch::Tensor& p = item.value();
+      draft_.parameters += p.numel();
+      draft_.tensors.push_back(TensorRow{item.key(), dtype_name(p.scalar_type()), p.sizes().vec(),
+                                         static_cast<uint64_t>(p.numel() * p.element_size())});
+    }
+    draft_.analysis.reset();
+    draft_.status = Snapshot::Status::kReady;
+    draft_.message.clear();
+    draft_.job.reset();
+    publish();
+  } catch (const std::exception& e) {
+    // The loaded superposition, if any, stays usable.
+    draft_.status = Snapshot::Status::kFailed;
+    fail(e.what());
+  }
+}
+
+void Worker::refresh_superposition_info() {
+  if (!draft_.superposition || models_->model.is_empty()) return;
+  SuperposedModel& model = models_->model;
+  SuperpositionInfo& info = *draft_.superposition;
+  c10::InferenceMode inference;
+  info.alpha_overridden = model->has_alpha_override();
+  info.alpha_in_force = info.alpha_overridden ? to_floats(model->effective_alpha()) : info.alpha_learned;
+  info.has_autoencoder.assign(static_cast<size_t>(info.n_layer), false);
+  info.autoencoder_enabled.assign(static_cast<size_t>(info.n_layer), false);
+  for (int64_t l = 0; l < info.n_layer; ++l) {
+    info.has_autoencoder[static_cast<size_t>(l)] = model->has_autoencoder(l);
+    info.autoencoder_enabled[static_cast<size_t>(l)] = model->autoencoder_enabled(l);
+  }
+}
+
+// --- generation ----------------------------------------------------------
+
+uint64_t Worker::generate(const std::string& prompt, const GenerationSettings& settings) {
+  const uint64_t ticket = generate_tickets_.fetch_add(1) + 1;
+  enqueue_guarded("generate", [this, ticket, prompt, settings] { do_generate(ticket, prompt, settings); });
+  return ticket;
+}
+
+void Worker::do_generate(uint64_t ticket, const std::string& prompt, const GenerationSettings& settings) {
+  SuperposedModel& model = models_->require();
+  if (!models_->tokenizer) throw Error("generate: no tokenizer was found for " + draft_.superposition->base_dir);
+  if (settings.max_new_tokens < 0) {
+    throw Error("max new tokens must be >= 0, got " + std::to_string(settings.max_new_tokens));
+  }
+  if (!(settings.greedy || (settings.temperature >= 0.0 && std::isfinite(settings.temperature)))) {
+    throw Error("temperature must be a finite number >= 0, got " + number_text(settings.temperature));
+  }
+  if (settings.top_k < 0) throw Error("top-k must be >= 0 (0 = no limit), got " + std::to_string(settings.top_k));
+  if (!(settings.top_p > 0.0 && settings.top_p <= 1.0)) {
+    throw Error("top-p must be in (0, 1], got " + number_text(settings.top_p));
+  }
+  if (settings.pause_after < 0) throw Error("pause after must be >= 0, got " + std::to_string(settings.pause_after));
+  SamplingOptions sampling;
+  sampling.temperature = settings.greedy ? 0.0 : settings.temperature;
+  sampling.top_k = settings.top_k;
+  sampling.top_p = settings.top_p;
+  sampling.seed = settings.seed;
+
+  const Tokenizer& tokenizer = *models_->tokenizer;
+  const std::vector<int64_t> ids = tokenizer.encode(prompt);
+  if (ids.empty()) throw Error("prompt: empty; type some text to continue");
+
+  auto g = std::make_unique<Models::Generation>();
+  g->ticket = ticket;
+  g->generator = std::make_unique<SuperposedGenerator>(model, ids);  // Error("prompt", ...) when too long
+  g->sampler = std::make_unique<Sampler>(sampling);
+  g->base = std::make_unique<ExpertStream>(models_->base);
+  g->fine = std::make_unique<ExpertStream>(models_->fine);
+  g->settings = settings;
+  if (settings.stop_at_eos) g->eos = tokenizer.eos_id();
+  if (settings.pause_after > 0) g->pause_at = settings.pause_after;
+  g->active = true;
+
+  if (models_->generation && models_->generation->active) end_generation("replaced by a new generation", true);
+  models_->generation = std::move(g);
+  GenerationState state;
+  state.id = ticket;
+  state.prompt = prompt;
+  state.prompt_ids = ids;
+  state.settings = settings;
+  state.causal = model->causal();
+  state.running = true;
+  draft_.generation = std::move(state);
+
+  if (ticket <= stop_ticket_.load()) {
+    end_generation("stopped", true);
+  } else if (settings.max_new_tokens == 0) {
+    end_generation("max new tokens", false);
+  } else {
+    draft_.job = JobProgress{"generating", 0.0, true};
+    models_->generation->step_queued = true;
+    enqueue([this, ticket] { step(ticket); });
+  }
+  publish();
+}
+
+void Worker::end_generation(const std::string& reason, bool cancelled) {
+  if (models_->generation) {
+    models_->generation->active = false;
+    models_->generation->paused = false;
+  }
+  GenerationState& state = draft_.generation;
+  state.running = false;
+  state.paused = false;
+  state.finished = !cancelled;
+  state.cancelled = cancelled;
+  state.stop_reason = reason;
+  draft_.job.reset();
+}
+
+void Worker::step(uint64_t ticket) {
+  Models::Generation* g = models_->generation.get();
+  if (g == nullptr || g->ticket != ticket || !g->active) return;  // ended or replaced meanwhile
+  g->step_queued = false;
+  try {
+    if (ticket <= stop_ticket_.load()) {
+      end_generation("stopped", true);
+      publish();
+      return;
+    }
+    const auto generated = static_cast<int64_t>(g->generated.size());
+    if (g->pause_at && generated >= *g->pause_at) {
+      g->paused = draft_.generation.paused = true;
+      draft_.job.reset();
+      publish();
+      return;
+    }
+    if (g->generator->full()) {
+      end_generation("context full", false);
+      publish();
+      return;
+    }
+
+    c10::InferenceMode inference;
+    const auto start = Clock::now();
+    const torch::Tensor logits = g->generator->next_logits();  // (V)
+    const std::vector<int64_t>& sequence = g->generator->sequence();
+    const Tokenizer* tokenizer = models_->tokenizer ? &*models_->tokenizer : nullptr;
+    GeneratedToken token;
+    token.alpha = per_layer(g->generator->alpha_at(static_cast<int64_t>(sequence.size()) - 1));
+    token.top_base = top_tokens(g->base->next_logits(sequence), tokenizer);
+    token.top_fine = top_tokens(g->fine->next_logits(sequence), tokenizer);
+    token.top_superposed = top_tokens(logits, tokenizer);
+    token.id = g->sampler->sample(logits);
+    g->generator->append(token.id);
+    g->generated.push_back(token.id);
+    g->seconds += std::chrono::duration<double>(Clock::now() - start).count();
+    if (tokenizer != nullptr) token.text = display_text(tokenizer->token_bytes(token.id));
+
+    GenerationState& state = draft_.generation;
+    const int64_t count = static_cast<int64_t>(g->generated.size());
+    state.tokens.push_back(std::move(token));
+    if (tokenizer != nullptr) state.text = display_text(tokenizer->decode(g->generated));
+    state.tokens_per_second = g->seconds > 0.0 ? static_cast<double>(count) / g->seconds : 0.0;
+
+    if (g->eos && g->generated.back() == *g->eos) {
+      end_generation("end-of-text token", false);
+    } else if (count >= g->settings.max_new_tokens) {
+      end_generation("max new tokens", false);
+    } else if (g->generator->full()) {
+      end_generation("context full", false);
+    } else if (g->pause_at && count >= *g->pause_at) {
+      g->paused = state.paused = true;
+      draft_.job.reset();
+    } else {
+      draft_.job = JobProgress{"generating", static_cast<double>(count) / g->settings.max_new_tokens, true};
+      g->step_queued = true;
+      enqueue([this, ticket] { step(ticket); });
+    }
+    publish();
+  } catch (const Error& e) {
+    end_generation("error", true);
+    fail(e.what());
+  } catch (const c10::Error& e) {
+    const std::string text = e.what_without_backtrace();
+    end_generation("error", true);
+    fail("generate: " + text.substr(0, text.find('\n')));
+  } catch (const std::exception& e) {
+    end_generation("error", true);
+    fail(std::string("generate: ") + e.what());
+  }
+}
+
+void Worker::stop_generation() {
+  stop_ticket_.store(generate_tickets_.load());
+  enqueue_guarded("stop_generation", [this] {
+    Models::Generation* g = models_->generation.get();
+    // A queued step would see the ticket too; a paused generation has none.
+    if (g != nullptr && g->active && g->ticket <= stop_ticket_.load()) {
+      end_generation("stopped", true);
+      publish();
+    }
+  });
+}
+
+void Worker::pause_generation() {
+  enqueue_guarded("pause_generation", [this] {
+    Models::Generation* g = models_->generation.get();
+    if (g == nullptr || !g->active) throw Error("no generation in progress to pause");
+    g->pause_at = static_cast<int64_t>(g->generated.size());  // the queued step sees it and pauses
+  });
+}
+
+void Worker::resume_generation(int64_t pause_after) {
+  enqueue_guarded("resume_generation", [this, pause_after] {
+    Models::Generation* g = models_->generation.get();
+    if (g == nullptr || !g->active) throw Error("no generation in progress to resume");
+    if (pause_after < 0) throw Error("pause after must be >= 0, got " + std::to_string(pause_after));
+    const auto generated = static_cast<int64_t>(g->generated.size());
+    g->pause_at = pause_after > 0 ? std::optional<int64_t>(generated + pause_after) : std::nullopt;
+    if (!g->paused) return;
+    g->paused = draft_.generation.paused = false;
+    draft_.job = JobProgress{"generating", static_cast<double>(generated) / g->settings.max_new_tokens, true};
+    if (!g->step_queued) {
+      g->step_queued = true;
+      const uint64_t ticket = g->ticket;
+      enqueue([this, ticket] { step(ticket); });
+    }
+    publish();
+  });
+}
+
+void Worker::reprefill() {
+  enqueue_guarded("reprefill", [this] {
+    models_->require();
+    c10::InferenceMode inference;  // the caches were made in inference mode
+    models_->require_generation().generator->reprefill();
+  });
+}
+
+// --- α and autoencoders --------------------------------------------------
+
+namespace {
+
+void check_alpha_value(double value) {
+  if (!(value >= 0.0 && value <= 1.0)) throw Error("α value " + number_text(value) + " is outside [0, 1]");
+}
+
+void check_layer(const SuperposedModel& model, int64_t layer) {
+  if (layer < 0 || layer >= model->n_layer()) {
+    throw Error("layer " + std::to_string(layer) + " is outside 0.." + std::to_string(model->n_layer() - 1));
+  }
+}
+
+// Edits a fresh copy of the α in force and installs it as the override.
+// Never in place: the generator keeps the α of past positions as tensors,
+// which may share storage with the current override.
+template <typename Edit>
+void edit_alpha(SuperposedModel& model, Edit edit) {
+  torch::Tensor alpha = model->effective_alpha().to(torch::kCPU, torch::kFloat32).clone();  // (L) / (L,C)
+  edit(alpha);
+  model->set_alpha_override(alpha);
+}
+
+}  // namespace
+
+void Worker::set_alpha_global(double value) {
+  enqueue_guarded("set_alpha_global", [this, value] {
+    SuperposedModel& model = models_->require();
+    check_alpha_value(value);
+    c10::InferenceMode inference;
+    model->set_alpha(value);
+    refresh_superposition_info();
+    publish();
+  });
+}
+
+void Worker::set_alpha_layer(int64_t layer, double value) {
+  enqueue_guarded("set_alpha_layer", [this, layer, value] {
+    SuperposedModel& model = models_->require();
+    check_layer(model, layer);
+    check_alpha_value(value);
+    c10::InferenceMode inference;
+    edit_alpha(model, [&](torch::Tensor& alpha) { alpha[layer].fill_(value); });
+    refresh_superposition_info();
+    publish();
+  });
+}
+
+void Worker::set_alpha_layer_dim(int64_t layer, int64_t dim, double value) {
+  enqueue_guarded("set_alpha_layer_dim", [this, layer, dim, value] {
+    SuperposedModel& model = models_->require();
+    if (model->config().alpha.variant != AlphaVariant::k2D) {
+      throw Error("per-dimension α needs a 2D superposition; this one is 1D");
+    }
+    check_layer(model, layer);
+    if (dim < 0 || dim >= model->config().alpha.n_embd) {
+      throw Error("dimension " + std::to_string(dim) + " is outside 0.." +
+                  std::to_string(model->config().alpha.n_embd - 1));
+    }
+    check_alpha_value(value);
+    c10::InferenceMode inference;
+    edit_alpha(model, [&](torch::Tensor& alpha) { alpha[layer][dim].fill_(value); });
+    refresh_superposition_info();
+    publish();
+  });
+}
+
+void Worker::set_alpha_all(std::vector<float> values) {
+  enqueue_guarded("set_alpha_all", [this, values = std::move(values)] {
+    SuperposedModel& model = models_->require();
+    const std::vector<int64_t> shape = model->alpha_shape();
+    int64_t expected = 1;
+    for (int64_t d : shape) expected *= d;
+    if (static_cast<int64_t>(values.size()) != expected) {
+      throw Error("α needs " + std::to_string(expected) +
+                  (shape.size() == 1 ? " values (one per layer)" : " values (layers × dimensions)") + ", got " +
+                  std::to_string(values.size()));
+    }
+    for (float v : values) check_alpha_value(v);
+    c10::InferenceMode inference;
+    model->set_alpha_override(torch::tensor(values, torch::kFloat32).view(shape));
+    refresh_superposition_info();
+    publish();
+  });
+}
+
+void Worker::reset_alpha() {
+  enqueue_guarded("reset_alpha", [this] {
+    SuperposedModel& model = models_->require();
+    model->clear_alpha_override();
+    refresh_superposition_info();
+    publish();
+  });
+}
+
+void Worker::set_autoencoder(int64_t layer, bool on) {
+  enqueue_guarded("set_autoencoder", [this, layer, on] {
+    SuperposedModel& model = models_->require();
+    check_layer(model, layer);
+    if (on && !model->has_autoencoder(layer)) throw Error("layer " + std::to_string(layer) + " has no autoencoder");
+    model->set_autoencoder_enabled(layer, on);
+    refresh_superposition_info();
+    publish();
+  });
+}
+
+// --- analysis ------------------------------------------------------------
+
+void Worker::analyse_sequence(int64_t position) {
+  enqueue_guarded("analyse_sequence", [this, position] { do_analyse(position); });
+}
+
+void Worker::do_analyse(int64_t position) {
+  SuperposedModel& model = models_->require();
+  Models::Generation& g = models_->require_generation();
+  const std::vector<int64_t> ids = g.generator->sequence();
+  const auto T = static_cast<int64_t>(ids.size());
+  const int64_t pos = position < 0 ? T - 1 : position;
+  if (pos >= T) {
+    throw Error("position " + std::to_string(pos) + " is outside the sequence (0.." + std::to_string(T - 1) + ")");
+  }
+  draft_.job = JobProgress{"analysing", -1.0, false};
+  publish();
+
+  c10::InferenceMode inference;
+  const auto input = torch::tensor(ids, torch::kLong).view({1, -1}).to(models_->device);  // (1,T)
+  StateRecorder states({Site::kState, Site::kBlended});
+  model->forward(input, nullptr, &states);  // the α in force for every position
+  StateRecorder base({Site::kResidual}), fine({Site::kResidual});
+  models_->base->forward(input, nullptr, &base);
+  models_->fine->forward(input, nullptr, &fine);
+
+  // Mean over positions of ‖a − b‖₂ over C, for (1,T,C) states, in float64.
+  auto mean_l2 = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return (a[0].to(torch::kFloat64) - b[0].to(torch::kFloat64)).pow(2).sum(1).sqrt().mean().item<double>();
+  };
+  const std::vector<float> alpha = per_layer(model->effective_alpha());
+  SequenceAnalysis out;
+  out.generation_id = g.ticket;
+  out.ids = ids;
+  out.position = pos;
+  out.causal = model->causal();
+  const Tokenizer* tokenizer = models_->tokenizer ? &*models_->tokenizer : nullptr;
+  for (int64_t id : ids) out.texts.push_back(tokenizer != nullptr ? display_text(tokenizer->token_bytes(id)) : "");
+  for (int64_t l = 0; l < model->n_layer(); ++l) {
+    LayerAnalysis layer;
+    layer.alpha = alpha[static_cast<size_t>(l)];
+    layer.autoencoder = model->autoencoder_enabled(l);
+    const auto& s = states.at(Site::kState, l + 1);  // (1,T,C)
+    layer.l2_base = mean_l2(s, base.at(Site::kResidual, l + 1));
+    layer.l2_fine = mean_l2(s, fine.at(Site::kResidual, l + 1));
+    layer.l2_base_fine = mean_l2(base.at(Site::kResidual, l + 1), fine.at(Site::kResidual, l + 1));
+    layer.reconstruction = layer.autoencoder ? mean_l2(s, states.at(Site::kBlended, l)) : 0.0;
+    out.layers.push_back(layer);
+  }
+  GPT2& head = models_->base;
+  const auto& weight = head->wte->weight;
+  for (int64_t i = 0; i <= model->n_layer(); ++i) {
+    const auto x = states.at(Site::kState, i)[0][pos].to(weight.device(), weight.scalar_type()).view({1, 1, -1});
+    out.lens.push_back(top_tokens(head->head(head->ln_f(x))[0][0], tokenizer));  // (1,1,C) -> (V)
+  }
+  draft_.analysis = std::move(out);
+  draft_.job.reset();
+  publish();
 }
 
 }  // namespace superpose::studio

@@ -1,13 +1,16 @@
-// The studio's worker thread: owns models and files, publishes immutable snapshots.
+// The studio's worker thread: owns the models, runs commands in order and
+// publishes immutable snapshots of plain data for the UI to draw from.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +18,9 @@
 #include "model/config.h"
 
 namespace superpose::studio {
+
+// Tokens listed per distribution in GeneratedToken and the logit lens.
+inline constexpr int kTopTokens = 5;
 
 // One row of the tensor table.
 struct TensorRow {
@@ -24,20 +30,155 @@ struct TensorRow {
   uint64_t bytes = 0;
 };
 
+// A token and its probability in one next-token distribution.
+struct TopToken {
+  int64_t id = 0;
+  std::string text;  // display form: invalid or partial UTF-8 shown as U+FFFD
+  float prob = 0.0f;
+};
+
+// The loaded superposition, as the Alpha and Layers panels need it.
+struct SuperpositionInfo {
+  std::string dir;                 // empty for a pair loaded with load_experts()
+  std::string base_dir, fine_dir;  // the experts actually loaded
+  std::string device;              // "cpu", "cuda:0"
+  std::string dtype;               // "f32", "bf16", "f16"
+  std::string variant;             // "1d" / "2d"
+  bool causal = true;              // false: a centered convolution reads token t+1; label every result
+  std::string convolution;         // "causal" / "centered" / "none" (no autoencoder)
+  std::string embedding_blend;     // "mean-alpha" / "base"
+  int64_t n_layer = 0;             // L
+  int64_t n_embd = 0;              // C
+  int64_t context = 0;             // n_positions
+  std::vector<int64_t> alpha_shape;   // {L} or {L, C}
+  // α, flattened row-major to L or L·C values (2D: [l * C + d]).
+  std::vector<float> alpha_learned;
+  std::vector<float> alpha_in_force;  // the override when one is set, else alpha_learned
+  bool alpha_overridden = false;
+  std::vector<bool> has_autoencoder;      // per layer
+  std::vector<bool> autoencoder_enabled;  // per layer; false where there is none
+  std::string tokenizer_dir;  // empty when none was found (generation then fails with a message)
+};
+
+// How generate() chooses tokens.
+struct GenerationSettings {
+  int64_t max_new_tokens = 50;  // >= 0; 0 only tokenizes the prompt (for analyse_sequence)
+  double temperature = 1.0;     // ignored when greedy
+  int64_t top_k = 0;            // 0 = no limit
+  double top_p = 1.0;           // (0, 1]
+  uint64_t seed = 0;            // same seed, same tokens
+  bool greedy = false;          // argmax
+  bool stop_at_eos = true;      // stop after emitting <|endoftext|>
+  // Pause (not stop) once this many tokens have been generated; 0 = never.
+  // resume_generation() continues. For step-by-step use and deterministic tests.
+  int64_t pause_after = 0;
+};
+
+// One generated token.
+struct GeneratedToken {
+  int64_t id = 0;
+  std::string text;  // display form of the token's bytes (see TopToken::text)
+  // The α in force when it was predicted, per layer (L): the α that blended
+  // the position before it. 2D: the mean over dimensions.
+  std::vector<float> alpha;
+  // The most likely next tokens at that step (temperature 1, before
+  // top-k/top-p) of each expert on the same sequence and of the superposition.
+  std::vector<TopToken> top_base, top_fine, top_superposed;
+};
+
+// The sequence being (or last) generated.
+struct GenerationState {
+  uint64_t id = 0;  // counts generate() commands that started; 0 = none yet
+  std::string prompt;
+  std::vector<int64_t> prompt_ids;
+  std::vector<GeneratedToken> tokens;
+  std::string text;     // the generated tokens decoded together (display form)
+  GenerationSettings settings;
+  bool causal = true;   // of the superposition that generated it
+  bool running = false;    // started and not ended (true while paused)
+  bool paused = false;     // waiting for resume_generation()
+  bool finished = false;   // ended by itself: max tokens, end-of-text or full context
+  bool cancelled = false;  // ended by stop_generation() or a newer generate()/load
+  std::string stop_reason;  // "max new tokens", "end-of-text token", "context full", "stopped", ...
+  double tokens_per_second = 0.0;  // over the time spent computing tokens (pauses excluded)
+};
+
+// Per-layer numbers for the analysed sequence, block l = 0..L-1.
+struct LayerAnalysis {
+  float alpha = 0.0f;       // α_l used (2D: mean over dimensions)
+  bool autoencoder = false;  // the autoencoder ran at l
+  // Means over positions of ‖·‖₂ over C: the superposition's state l+1
+  // (after block l and its autoencoder) against each expert's own hidden
+  // state l+1 (independent passes, HF convention: the last one includes
+  // ln_f, as in training and `superpose eval`), and the experts' distance.
+  double l2_base = 0.0, l2_fine = 0.0, l2_base_fine = 0.0;
+  // Mean over positions of ‖state l+1 − blended_l‖₂: what the autoencoder
+  // changed; 0 where it is off.
+  double reconstruction = 0.0;
+};
+
+// What analyse_sequence() computed.
+struct SequenceAnalysis {
+  uint64_t generation_id = 0;      // GenerationState::id of the sequence analysed
+  std::vector<int64_t> ids;        // the sequence: prompt + generated tokens at that moment
+  std::vector<std::string> texts;  // display form of each token
+  int64_t position = 0;            // the logit lens' position, 0..T-1
+  bool causal = true;
+  // α in force at analysis time (one α for every position), per layer
+  // (2D: mean over dimensions), and the autoencoder switches of that moment.
+  std::vector<LayerAnalysis> layers;  // L rows
+  // Logit lens at `position`: row i = base ln_f + head applied to state i,
+  // i = 0..L (0: blended embeddings; L: the superposition's own output).
+  std::vector<std::vector<TopToken>> lens;
+};
+
+// A long job in progress.
+struct JobProgress {
+  std::string name;        // "loading /path", "generating", "analysing"
+  double fraction = -1.0;  // 0..1, or < 0 when unknown
+  bool cancellable = false;  // generation: stop_generation()
+};
+
 // What the UI draws from. Immutable once published; plain data, no tensors.
 struct Snapshot {
   enum class Status { kEmpty, kLoading, kReady, kFailed };
+  uint64_t version = 0;  // increases with every published snapshot
+  // The last load command (load_model, load_superposition, load_experts).
   Status status = Status::kEmpty;
   std::string model_dir;
-  std::string message;  // the error line when kFailed
+  // The last error of any command (one line: a load failure naming the path,
+  // "α value 1.5 is outside [0, 1]", ...); kept until a later load succeeds.
+  std::string message;
+  uint64_t errors = 0;  // counts errors: a new error increments it
+  // Inspection of the last thing loaded: a GPT-2's config and tensor table,
+  // or for a superposition its experts' config and its own tensors.
   GPT2Config config;
-  int64_t parameters = 0;
+  int64_t parameters = 0;  // a GPT-2's; a superposition's own (α and autoencoders)
   std::string tokenizer_dir;  // empty when none was found
   std::vector<TensorRow> tensors;
+
+  std::optional<SuperpositionInfo> superposition;  // absent until one is loaded
+  GenerationState generation;
+  std::optional<SequenceAnalysis> analysis;  // absent until analyse_sequence() succeeds
+  std::optional<JobProgress> job;            // absent when idle
 };
 
-// Runs commands on its own thread, in order. The UI thread calls the public
-// functions; they never block on model work. snapshot() is safe from any thread.
+// Where and how load_superposition() / load_experts() put the models.
+struct LoadSettings {
+  std::optional<std::filesystem::path> base, fine;  // override the experts named in superposition.json
+  std::string device = "auto";  // "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N"
+  std::string dtype = "f32";    // "f32"; "bf16" / "f16" on CUDA only
+};
+
+// Runs commands on its own thread, in the order they were called. The public
+// functions are safe from any thread and never block on model work; errors
+// land in the snapshot (message, errors) and the worker keeps running.
+// snapshot() is safe from any thread.
+//
+// Generation runs one token per command: after each token the step puts
+// itself at the back of the queue, so a command called while generating (α,
+// autoencoder, stop) runs before the next token, and every change applies
+// to the very next generated token.
 class Worker {
  public:
   Worker();
@@ -45,23 +186,93 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Reads and validates an HF GPT-2 directory (config, tensor table, tokenizer).
-  void load_model(const std::filesystem::path& dir);
   std::shared_ptr<const Snapshot> snapshot() const;
-  // True while a command is queued or running.
+  // True while a command is queued or running (a paused generation is not).
   bool busy() const { return pending_.load() > 0; }
 
+  // --- loading ---------------------------------------------------------
+  // Reads and validates an HF GPT-2 directory (config, tensor table,
+  // tokenizer) for inspection; loads no weights and keeps the superposition.
+  void load_model(const std::filesystem::path& dir);
+  // Loads a superposition directory and its experts, replacing the loaded
+  // one (and ending its generation) on success; a failure keeps it.
+  void load_superposition(const std::filesystem::path& dir, const LoadSettings& settings = {});
+  // Superposes two experts without a checkpoint: 1D α = 0.5 at every layer,
+  // no autoencoders. settings.base / fine are ignored.
+  void load_experts(const std::filesystem::path& base, const std::filesystem::path& fine,
+                    const LoadSettings& settings = {});
+
+  // --- generation ------------------------------------------------------
+  // Starts generating after `prompt` (ending any generation in progress).
+  // Returns the GenerationState::id the generation will carry.
+  uint64_t generate(const std::string& prompt, const GenerationSettings& settings);
+  // Ends the generation started by the latest generate() before its next
+  // token, even if it has not started yet (an atomic ticket, checked per token).
+  void stop_generation();
+  // Pauses the generation in progress before its next token.
+  void pause_generation();
+  // Continues a paused generation and pauses again after `pause_after` more
+  // tokens (0 = run to the end); resume_generation(1) steps one token. On a
+  // running generation it only moves the pause point. Without an active
+  // generation it is an error.
+  void resume_generation(int64_t pause_after = 0);
+  // Recomputes the generated sequence's cached states under the α and
+  // autoencoder switches in force now (the past otherwise keeps its α).
+  void reprefill();
+
+  // --- α (values in [0, 1]; overrides the learned α until reset_alpha) --
+  void set_alpha_global(double value);                              // every layer and dimension
+  void set_alpha_layer(int64_t layer, double value);               // one layer, every dimension
+  void set_alpha_layer_dim(int64_t layer, int64_t dim, double value);  // 2D only
+  // Every value at once, L or L·C row-major (undo/redo, spline drags).
+  void set_alpha_all(std::vector<float> values);
+  void reset_alpha();  // back to the learned α
+
+  // --- autoencoders ----------------------------------------------------
+  // Switches layer's autoencoder; switching on a layer without one is an error.
+  void set_autoencoder(int64_t layer, bool on);
+
+  // --- analysis --------------------------------------------------------
+  // Per-layer numbers and the logit lens for the current sequence (prompt +
+  // generated tokens so far) under the α and switches in force now.
+  // position: the lens' position, < 0 = the last one.
+  void analyse_sequence(int64_t position = -1);
+
  private:
+  struct Models;      // worker-thread state: models, tokenizer, generation
   void run();
-  void publish(std::shared_ptr<const Snapshot> snapshot);
+  // Queues `command`; from the worker thread too (the generation step).
+  void enqueue(std::function<void()> command);
+  // Queues a command whose exceptions become the snapshot's message.
+  void enqueue_guarded(const char* name, std::function<void()> command);
+  // Publishes a copy of draft_ with the next version.
+  void publish();
+  void fail(const std::string& message);
+  void step(uint64_t generation);
+  void end_generation(const std::string& reason, bool cancelled);
+  void refresh_superposition_info();
+  void do_load_superposition(const std::filesystem::path& dir, const LoadSettings& settings, bool experts_only,
+                             const std::filesystem::path& base, const std::filesystem::path& fine);
+  void do_generate(uint64_t ticket, const std::string& prompt, const GenerationSettings& settings);
+  void do_analyse(int64_t position);
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::function<void()>> commands_;
   bool stopping_ = false;
   std::shared_ptr<const Snapshot> snapshot_;
+  uint64_t version_ = 0;  // under mutex_
   std::atomic<int> pending_{0};
-  std::thread thread_;
+  // generate() tickets: each call takes the next; stop_generation() ends
+  // every generation whose ticket is <= stop_ticket_.
+  std::atomic<uint64_t> generate_tickets_{0};
+  std::atomic<uint64_t> stop_ticket_{0};
+
+  // Worker-thread only.
+  Snapshot draft_;
+  std::unique_ptr<Models> models_;
+
+  std::thread thread_;  // last: starts after everything above exists
 };
 
 }  // namespace superpose::studio

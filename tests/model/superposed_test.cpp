@@ -361,6 +361,18 @@ TEST(SuperposedGeneration, ReprefillEqualsAFreshRun) {
   EXPECT_EQ(g.alpha_at(0)[0][0].item<float>(), 0.8f);
 }
 
+TEST(SuperposedGeneration, RecordedAlphaSurvivesInPlaceEditsOfTheOverride) {
+  auto model = random_superposition(AlphaVariant::k1D);
+  model->set_alpha(0.2);
+  SuperposedGenerator g(model, reference_ids(0), true);
+  g.append(g.next_logits().argmax().item<int64_t>());
+  model->set_alpha_layer(0, 0.9);  // edits the override tensor in place
+  g.next_logits();
+  const int64_t last = static_cast<int64_t>(g.sequence().size()) - 1;
+  EXPECT_EQ(g.alpha_at(0)[0].item<float>(), 0.2f);
+  EXPECT_EQ(g.alpha_at(last)[0].item<float>(), 0.9f);
+}
+
 TEST(SuperposedGeneration, AutoencoderSwitchMidSequenceMatchesRecomputation) {
   auto model = random_superposition(AlphaVariant::k1D);
   SuperposedGenerator cached(model, reference_ids(0), true);

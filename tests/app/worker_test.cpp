@@ -1,0 +1,624 @@
+// The studio's worker without a window: loading a superposition, streaming
+// generation one queued token at a time, α and autoencoder changes that apply
+// to the very next token, errors, analysis and snapshot immutability.
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include "analysis/state_recorder.h"
+#include "app/studio/worker.h"
+#include "model/model_dir.h"
+#include "model/sampling.h"
+#include "model/superposed_generate.h"
+#include "model/superposition_io.h"
+#include "model/tokenizer.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/tiny_superposition.h"
+
+namespace superpose::studio {
+namespace {
+
+using Predicate = std::function<bool(const Snapshot&)>;
+
+// Polls the published snapshot until `done` holds; generous, not a timing assertion.
+std::shared_ptr<const Snapshot> wait_until(Worker& worker, const Predicate& done, const std::string& what) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto snapshot = worker.snapshot();
+    if (done(*snapshot)) return snapshot;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ADD_FAILURE() << "timed out waiting for " << what << "; last message: " << worker.snapshot()->message;
+  return worker.snapshot();
+}
+
+std::shared_ptr<const Snapshot> wait_idle(Worker& worker) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (worker.busy() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_FALSE(worker.busy()) << "the worker never became idle";
+  return worker.snapshot();
+}
+
+// The tiny 1D superposition (an autoencoder at every layer), saved once per run.
+const std::string& tiny_dir() {
+  static superpose::testing::TempDir temp;
+  static const std::string dir = superpose::testing::save_tiny_superposition(temp / "tiny");
+  return dir;
+}
+
+// A 2D superposition over the same pair, saved once per run.
+const std::string& tiny_2d_dir() {
+  static superpose::testing::TempDir temp;
+  static const std::string dir = [] {
+    auto experts = load_experts(superpose::testing::kTinyBase, superpose::testing::kTinyFine, torch::kCPU,
+                                torch::kFloat32);
+    torch::manual_seed(11);
+    SuperposedModel model(experts.first.model, experts.second.model,
+                          SuperposedConfig::defaults(AlphaVariant::k2D, experts.first.config));
+    save_superposition(temp / "tiny2d", model, SuperpositionSpec(), superpose::testing::kTinyBase,
+                       superpose::testing::kTinyFine);
+    return (temp / "tiny2d").string();
+  }();
+  return dir;
+}
+
+LoadSettings on_cpu() {
+  LoadSettings settings;
+  settings.device = "cpu";  // the references below run on the CPU too
+  return settings;
+}
+
+const std::string kPrompt = "The quick brown fox jumps over";
+// A prompt whose greedy continuation with the tiny pair changes when α goes to 1 after 3 tokens.
+const std::string kSwitchPrompt = "Bonjour, je suis";
+
+const Tokenizer& tokenizer() {
+  static const Tokenizer t = Tokenizer::from_dir(default_tokenizer_dir());
+  return t;
+}
+
+GenerationSettings greedy(int64_t n, int64_t pause_after = 0) {
+  GenerationSettings s;
+  s.max_new_tokens = n;
+  s.greedy = true;
+  s.stop_at_eos = false;
+  s.pause_after = pause_after;
+  return s;
+}
+
+// A greedy run of SuperposedGenerator itself: the tokens and, per step, the
+// kTopTokens highest next-token probabilities.
+struct DirectRun {
+  std::vector<int64_t> ids;
+  std::vector<std::vector<float>> top_probs;
+};
+
+// `before` may steer the model before token i is predicted.
+DirectRun direct_greedy(SuperposedModel model, const std::string& prompt, int64_t n,
+                        const std::function<void(int64_t, SuperposedModel&)>& before = {}) {
+  SamplingOptions options;
+  options.temperature = 0.0;
+  Sampler sampler(options);
+  SuperposedGenerator generator(model, tokenizer().encode(prompt));
+  DirectRun out;
+  for (int64_t i = 0; i < n; ++i) {
+    if (before) before(i, model);
+    const auto logits = generator.next_logits();  // (V)
+    const int64_t token = sampler.sample(logits);
+    generator.append(token);
+    out.ids.push_back(token);
+    const auto top = std::get<0>(torch::softmax(logits, 0).topk(kTopTokens)).contiguous();
+    out.top_probs.emplace_back(top.data_ptr<float>(), top.data_ptr<float>() + kTopTokens);
+  }
+  return out;
+}
+
+// The worker's tokens match a direct run: same ids, same distributions (the
+// same operations on the same CPU: equal up to float rounding).
+void expect_same_run(const GenerationState& g, const DirectRun& direct) {
+  ASSERT_EQ(g.tokens.size(), direct.ids.size());
+  for (size_t i = 0; i < direct.ids.size(); ++i) {
+    EXPECT_EQ(g.tokens[i].id, direct.ids[i]) << "token " << i;
+    ASSERT_EQ(g.tokens[i].top_superposed.size(), static_cast<size_t>(kTopTokens));
+    for (size_t k = 0; k < static_cast<size_t>(kTopTokens); ++k) {
+      EXPECT_FLOAT_EQ(g.tokens[i].top_superposed[k].prob, direct.top_probs[i][k]) << "token " << i << " rank " << k;
+    }
+  }
+}
+
+std::vector<float> learned_alpha(const std::string& dir) {
+  auto loaded = load_superposition(dir);
+  const auto a = loaded.model->learned_alpha().contiguous();
+  return std::vector<float>(a.data_ptr<float>(), a.data_ptr<float>() + a.numel());
+}
+
+std::shared_ptr<const Snapshot> load(Worker& worker, const std::string& dir) {
+  worker.load_superposition(dir, on_cpu());
+  auto s = wait_idle(worker);
+  EXPECT_EQ(s->status, Snapshot::Status::kReady) << s->message;
+  return s;
+}
+
+// Waits for the end of generation `id`.
+std::shared_ptr<const Snapshot> wait_end(Worker& worker, uint64_t id) {
+  return wait_until(
+      worker, [id](const Snapshot& x) { return x.generation.id == id && !x.generation.running; },
+      "the end of generation " + std::to_string(id));
+}
+
+std::shared_ptr<const Snapshot> run_to_end(Worker& worker, const std::string& prompt, const GenerationSettings& s) {
+  return wait_end(worker, worker.generate(prompt, s));
+}
+
+TEST(StudioWorkerSuperposition, LoadsTheTinySuperposition) {
+  Worker worker;
+  const auto s = load(worker, tiny_dir());
+  ASSERT_TRUE(s->superposition.has_value());
+  const SuperpositionInfo& info = *s->superposition;
+  EXPECT_EQ(info.n_layer, 3);
+  EXPECT_EQ(info.n_embd, 20);
+  EXPECT_EQ(info.alpha_shape, std::vector<int64_t>({3}));
+  EXPECT_EQ(info.variant, "1d");
+  EXPECT_TRUE(info.causal);
+  EXPECT_EQ(info.convolution, "causal");
+  EXPECT_EQ(info.device, "cpu");
+  EXPECT_FALSE(info.alpha_overridden);
+  EXPECT_EQ(info.alpha_learned, learned_alpha(tiny_dir()));
+  EXPECT_EQ(info.alpha_in_force, info.alpha_learned);
+  EXPECT_EQ(info.has_autoencoder, std::vector<bool>({true, true, true}));
+  EXPECT_EQ(info.autoencoder_enabled, std::vector<bool>({true, true, true}));
+  EXPECT_FALSE(info.tokenizer_dir.empty());
+  EXPECT_EQ(s->config.n_layer, 3);
+  EXPECT_FALSE(s->tensors.empty());
+  EXPECT_FALSE(s->job.has_value());
+
+  worker.set_autoencoder(1, false);
+  auto off = wait_idle(worker);
+  EXPECT_EQ(off->superposition->autoencoder_enabled, std::vector<bool>({true, false, true}));
+  EXPECT_EQ(off->superposition->has_autoencoder, std::vector<bool>({true, true, true}));
+  worker.set_alpha_layer(2, 0.75);
+  auto set = wait_idle(worker);
+  EXPECT_TRUE(set->superposition->alpha_overridden);
+  EXPECT_FLOAT_EQ(set->superposition->alpha_in_force[2], 0.75f);
+  EXPECT_EQ(set->superposition->alpha_in_force[0], info.alpha_learned[0]);
+  worker.reset_alpha();
+  EXPECT_EQ(wait_idle(worker)->superposition->alpha_in_force, info.alpha_learned);
+}
+
+TEST(StudioWorkerSuperposition, LoadsA2DSuperpositionAndSetsOneDimension) {
+  Worker worker;
+  const auto s = load(worker, tiny_2d_dir());
+  const SuperpositionInfo& info = *s->superposition;
+  EXPECT_EQ(info.variant, "2d");
+  EXPECT_EQ(info.alpha_shape, std::vector<int64_t>({3, 20}));
+  ASSERT_EQ(info.alpha_in_force.size(), 60u);
+  worker.set_alpha_layer_dim(1, 7, 0.75);
+  const auto set = wait_idle(worker);
+  for (size_t i = 0; i < 60; ++i) {
+    const float expected = i == 1 * 20 + 7 ? 0.75f : info.alpha_learned[i];
+    EXPECT_EQ(set->superposition->alpha_in_force[i], expected) << "index " << i;
+  }
+  const auto g = run_to_end(worker, kPrompt, greedy(2));
+  ASSERT_EQ(g->generation.tokens.size(), 2u);
+  const auto& alpha = g->generation.tokens[0].alpha;  // per-layer means
+  ASSERT_EQ(alpha.size(), 3u);
+  float mean1 = 0;
+  for (int d = 0; d < 20; ++d) mean1 += set->superposition->alpha_in_force[static_cast<size_t>(20 + d)];
+  EXPECT_NEAR(alpha[1], mean1 / 20, 1e-6);
+}
+
+TEST(StudioWorkerSuperposition, LoadsTwoExpertsWithoutACheckpoint) {
+  Worker worker;
+  worker.load_experts(superpose::testing::kTinyBase, superpose::testing::kTinyFine, on_cpu());
+  const auto s = wait_idle(worker);
+  ASSERT_EQ(s->status, Snapshot::Status::kReady) << s->message;
+  EXPECT_EQ(s->superposition->convolution, "none");
+  EXPECT_EQ(s->superposition->has_autoencoder, std::vector<bool>({false, false, false}));
+  for (float a : s->superposition->alpha_learned) EXPECT_NEAR(a, 0.5f, 1e-6);
+}
+
+TEST(StudioWorkerGeneration, StreamsTokensThatEqualADirectGreedyRun) {
+  constexpr int64_t kTokens = 6;
+  const auto reference = direct_greedy(load_superposition(tiny_dir()).model, kPrompt, kTokens);
+  Worker worker;
+  load(worker, tiny_dir());
+
+  // One token at a time: each resume adds exactly one token to a newer snapshot.
+  const uint64_t id = worker.generate(kPrompt, greedy(kTokens, 1));
+  EXPECT_EQ(id, 1u);
+  uint64_t version = 0;
+  for (int64_t i = 1; i <= kTokens; ++i) {
+    const auto s = wait_until(
+        worker,
+        [i](const Snapshot& x) {
+          const bool waiting = x.generation.paused || !x.generation.running;
+          return static_cast<int64_t>(x.generation.tokens.size()) == i && waiting;
+        },
+        "token " + std::to_string(i));
+    EXPECT_GT(s->version, version);
+    version = s->version;
+    ASSERT_EQ(static_cast<int64_t>(s->generation.tokens.size()), i);
+    EXPECT_EQ(s->generation.tokens.back().id, reference.ids[static_cast<size_t>(i - 1)]) << "token " << i;
+    if (i < kTokens) {
+      EXPECT_TRUE(s->generation.running);
+      EXPECT_TRUE(s->generation.paused);
+      worker.resume_generation(1);
+    }
+  }
+  auto s = wait_idle(worker);
+  EXPECT_TRUE(s->generation.finished);
+  EXPECT_FALSE(s->generation.cancelled);
+  EXPECT_EQ(s->generation.stop_reason, "max new tokens");
+  expect_same_run(s->generation, reference);
+  EXPECT_EQ(s->generation.prompt_ids, tokenizer().encode(kPrompt));
+  const std::string text = tokenizer().decode(reference.ids);
+  if (is_valid_utf8(text)) {
+    EXPECT_EQ(s->generation.text, text);
+  }
+  EXPECT_GT(s->generation.tokens_per_second, 0.0);
+  const auto learned = learned_alpha(tiny_dir());
+  for (const auto& t : s->generation.tokens) {
+    EXPECT_EQ(t.alpha, learned);
+    ASSERT_EQ(t.top_superposed.size(), static_cast<size_t>(kTopTokens));
+    ASSERT_EQ(t.top_base.size(), static_cast<size_t>(kTopTokens));
+    ASSERT_EQ(t.top_fine.size(), static_cast<size_t>(kTopTokens));
+    EXPECT_EQ(t.top_superposed[0].id, t.id);  // greedy picks the most likely token
+    EXPECT_GE(t.top_superposed[0].prob, t.top_superposed[1].prob);
+    const std::string bytes = tokenizer().token_bytes(t.id);
+    if (is_valid_utf8(bytes)) {
+      EXPECT_EQ(t.text, bytes);
+    }
+    EXPECT_TRUE(is_valid_utf8(t.text)) << "token " << t.id;
+  }
+
+  // Free-running: the same tokens, and the versions only grow.
+  EXPECT_EQ(worker.generate(kPrompt, greedy(kTokens)), 2u);
+  uint64_t last = 0;
+  bool seen_partial = false;
+  for (;;) {
+    const auto x = worker.snapshot();
+    EXPECT_GE(x->version, last);
+    last = x->version;
+    if (x->generation.id == 2 && x->generation.running && !x->generation.tokens.empty()) seen_partial = true;
+    if (x->generation.id == 2 && !x->generation.running) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  std::cout << "observed a partial generation while free-running: " << (seen_partial ? "yes" : "no") << "\n";
+  expect_same_run(worker.snapshot()->generation, reference);
+
+  // Sampled with a seed: the same tokens as the library's generate().
+  GenerationSettings sampled;
+  sampled.max_new_tokens = 10;
+  sampled.temperature = 0.8;
+  sampled.top_k = 50;
+  sampled.seed = 7;
+  sampled.stop_at_eos = false;
+  SamplingOptions options;
+  options.temperature = 0.8;
+  options.top_k = 50;
+  options.seed = 7;
+  Sampler sampler(options);
+  GenerateOptions generate_options;
+  generate_options.max_new_tokens = 10;
+  SuperposedModel model = load_superposition(tiny_dir()).model;
+  const auto expected = superpose::generate(model, tokenizer().encode(kPrompt), generate_options, sampler).tokens;
+  const auto got = run_to_end(worker, kPrompt, sampled);
+  ASSERT_EQ(got->generation.tokens.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(got->generation.tokens[i].id, expected[i]) << "token " << i;
+}
+
+TEST(StudioWorkerGeneration, AlphaChangedMidGenerationAppliesFromTheNextToken) {
+  constexpr int64_t kTokens = 8, kSwitch = 3;
+  const auto unchanged = direct_greedy(load_superposition(tiny_dir()).model, kSwitchPrompt, kTokens);
+  const auto switched = direct_greedy(load_superposition(tiny_dir()).model, kSwitchPrompt, kTokens,
+                                      [](int64_t i, SuperposedModel& m) {
+                                        if (i == kSwitch) m->set_alpha(1.0);
+                                      });
+  Worker worker;
+  load(worker, tiny_dir());
+  const auto plain = run_to_end(worker, kSwitchPrompt, greedy(kTokens));
+  expect_same_run(plain->generation, unchanged);
+
+  // Paused after kSwitch tokens: the α command is queued before the resume,
+  // so it runs before the next token is computed.
+  const uint64_t id = worker.generate(kSwitchPrompt, greedy(kTokens, kSwitch));
+  const auto paused = wait_until(
+      worker, [id](const Snapshot& x) { return x.generation.id == id && x.generation.paused; }, "the pause");
+  ASSERT_EQ(static_cast<int64_t>(paused->generation.tokens.size()), kSwitch);
+  worker.set_alpha_global(1.0);
+  worker.resume_generation();
+  const auto done = wait_end(worker, id);
+  // Before the switch as unchanged; from it on as a direct run switched at that token.
+  for (int64_t i = 0; i < kSwitch; ++i) {
+    EXPECT_EQ(done->generation.tokens[static_cast<size_t>(i)].id, unchanged.ids[static_cast<size_t>(i)]);
+  }
+  expect_same_run(done->generation, switched);
+  std::cout << "α = 1 from token " << kSwitch << " changes the greedy continuation: "
+            << (switched.ids != unchanged.ids ? "yes" : "no") << "\n";
+  const auto learned = learned_alpha(tiny_dir());
+  for (int64_t i = 0; i < kTokens; ++i) {
+    const auto& alpha = done->generation.tokens[static_cast<size_t>(i)].alpha;
+    if (i < kSwitch) {
+      EXPECT_EQ(alpha, learned) << "token " << i;
+    } else {
+      EXPECT_EQ(alpha, std::vector<float>(3, 1.0f)) << "token " << i;
+    }
+  }
+  // The switch changed the very next distribution, not an earlier one.
+  EXPECT_EQ(plain->generation.tokens[kSwitch - 1].top_superposed[0].prob,
+            done->generation.tokens[kSwitch - 1].top_superposed[0].prob);
+  EXPECT_NE(plain->generation.tokens[kSwitch].top_superposed[0].prob,
+            done->generation.tokens[kSwitch].top_superposed[0].prob);
+  // The experts alone do not depend on α.
+  EXPECT_EQ(plain->generation.tokens[kSwitch].top_base[0].id, done->generation.tokens[kSwitch].top_base[0].id);
+  EXPECT_FLOAT_EQ(plain->generation.tokens[kSwitch].top_fine[0].prob,
+                  done->generation.tokens[kSwitch].top_fine[0].prob);
+}
+
+TEST(StudioWorkerGeneration, AlphaChangedWhileRunningAppliesFromTheNextToken) {
+  // Free-running: the token the change lands before depends on timing, but
+  // wherever it lands, the α recorded per token switches there and the
+  // tokens equal a direct run switched at that very token.
+  Worker worker;
+  const auto loaded = load(worker, tiny_dir());
+  const int64_t prompt = static_cast<int64_t>(tokenizer().encode(kSwitchPrompt).size());
+  const int64_t n = loaded->superposition->context - prompt;
+  const uint64_t id = worker.generate(kSwitchPrompt, greedy(n));
+  wait_until(worker, [id](const Snapshot& x) { return x.generation.id == id && !x.generation.tokens.empty(); },
+             "the first token");
+  worker.set_alpha_global(1.0);
+  const auto done = wait_end(worker, id);
+  ASSERT_EQ(static_cast<int64_t>(done->generation.tokens.size()), n);
+  EXPECT_EQ(done->generation.stop_reason, "max new tokens");
+  const auto learned = learned_alpha(tiny_dir());
+  int64_t switch_at = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& alpha = done->generation.tokens[static_cast<size_t>(i)].alpha;
+    if (switch_at < 0 && alpha != learned) switch_at = i;
+    EXPECT_EQ(alpha, switch_at < 0 ? learned : std::vector<float>(3, 1.0f)) << "token " << i;
+  }
+  ASSERT_GE(switch_at, 1) << "the α change never reached the generation: it waited for the whole run";
+  std::cout << "the α change applied from token " << switch_at << " of " << n << "\n";
+  const auto direct = direct_greedy(load_superposition(tiny_dir()).model, kSwitchPrompt, n,
+                                    [switch_at](int64_t i, SuperposedModel& m) {
+                                      if (i == switch_at) m->set_alpha(1.0);
+                                    });
+  expect_same_run(done->generation, direct);
+}
+
+TEST(StudioWorkerGeneration, LayerAlphaAndAutoencoderSwitchesApplyFromTheNextToken) {
+  constexpr int64_t kTokens = 7, kSwitch = 2;
+  const auto switched = direct_greedy(load_superposition(tiny_dir()).model, kPrompt, kTokens,
+                                      [](int64_t i, SuperposedModel& m) {
+                                        if (i == kSwitch) {
+                                          m->set_alpha_layer(1, 0.0);
+                                          m->set_autoencoder_enabled(2, false);
+                                        }
+                                      });
+  Worker worker;
+  load(worker, tiny_dir());
+  const uint64_t id = worker.generate(kPrompt, greedy(kTokens, kSwitch));
+  wait_until(worker, [](const Snapshot& x) { return x.generation.paused; }, "the pause");
+  worker.set_alpha_layer(1, 0.0);
+  worker.set_autoencoder(2, false);
+  worker.resume_generation();
+  const auto done = wait_end(worker, id);
+  expect_same_run(done->generation, switched);
+  EXPECT_EQ(done->generation.tokens[kSwitch].alpha[1], 0.0f);
+  EXPECT_NE(done->generation.tokens[kSwitch - 1].alpha[1], 0.0f);
+}
+
+TEST(StudioWorkerGeneration, StopsAndReportsErrorsAndKeepsWorking) {
+  Worker worker;
+  worker.set_alpha_global(0.5);  // nothing loaded yet
+  auto s = wait_idle(worker);
+  EXPECT_EQ(s->errors, 1u);
+  EXPECT_NE(s->message.find("no superposition is loaded"), std::string::npos) << s->message;
+
+  load(worker, tiny_dir());
+  // Paused after 2 of 40 tokens, then stopped.
+  worker.generate(kPrompt, greedy(40, 2));
+  wait_until(worker, [](const Snapshot& x) { return x.generation.paused; }, "the pause");
+  worker.stop_generation();
+  s = wait_until(worker, [](const Snapshot& x) { return !x.generation.running; }, "the stop");
+  EXPECT_TRUE(s->generation.cancelled);
+  EXPECT_FALSE(s->generation.finished);
+  EXPECT_EQ(s->generation.stop_reason, "stopped");
+  EXPECT_EQ(s->generation.tokens.size(), 2u);
+  EXPECT_FALSE(s->job.has_value());
+
+  // A pause right after generate() holds it before its first token; resume runs it to the end.
+  const uint64_t held = worker.generate(kPrompt, greedy(12));
+  worker.pause_generation();
+  s = wait_until(worker, [held](const Snapshot& x) { return x.generation.id == held && x.generation.paused; },
+                 "the pause before the first token");
+  EXPECT_TRUE(s->generation.tokens.empty());
+  EXPECT_FALSE(s->job.has_value());
+  worker.resume_generation();
+  s = wait_end(worker, held);
+  EXPECT_TRUE(s->generation.finished);
+  EXPECT_EQ(s->generation.tokens.size(), 12u);
+
+  // A stop right after generate() ends that generation before its first token.
+  const uint64_t id = worker.generate(kPrompt, greedy(40));
+  worker.stop_generation();
+  s = wait_end(worker, id);
+  EXPECT_TRUE(s->generation.cancelled);
+  EXPECT_TRUE(s->generation.tokens.empty());
+
+  const uint64_t errors = s->errors;
+  auto expect_error = [&](const std::function<void()>& command, const std::string& text, uint64_t n) {
+    command();
+    const auto e = wait_idle(worker);
+    EXPECT_EQ(e->errors, errors + n);
+    EXPECT_NE(e->message.find(text), std::string::npos) << "message: " << e->message;
+  };
+  expect_error([&] { worker.set_alpha_global(1.5); }, "α value 1.5 is outside [0, 1]", 1);
+  expect_error([&] { worker.set_alpha_layer(7, 0.5); }, "layer 7 is outside 0..2", 2);
+  expect_error([&] { worker.set_alpha_layer(0, -0.25); }, "α value -0.25 is outside [0, 1]", 3);
+  expect_error([&] { worker.set_alpha_layer_dim(0, 1, 0.5); }, "needs a 2D superposition", 4);
+  expect_error([&] { worker.set_alpha_all({0.1f, 0.2f}); }, "α needs 3 values (one per layer), got 2", 5);
+  expect_error([&] { worker.set_autoencoder(3, true); }, "layer 3 is outside 0..2", 6);
+  expect_error([&] { worker.resume_generation(); }, "no generation in progress", 7);
+  expect_error([&] { worker.load_superposition("/nonexistent/superposition", on_cpu()); },
+               "/nonexistent/superposition", 8);
+  s = worker.snapshot();
+  EXPECT_EQ(s->status, Snapshot::Status::kFailed);
+  EXPECT_FALSE(s->superposition->alpha_overridden);  // no bad value got through
+  expect_error([&] {
+    LoadSettings settings;
+    settings.device = "tpu";
+    worker.load_superposition(tiny_dir(), settings);
+  }, "'tpu' is not a device", 9);
+  expect_error([&] { worker.generate("", greedy(3)); }, "prompt: empty", 10);
+
+  // The superposition loaded before the failures still works.
+  worker.set_alpha_all({0.2f, 0.4f, 0.6f});
+  s = run_to_end(worker, kPrompt, greedy(3));
+  EXPECT_EQ(s->errors, errors + 10);
+  EXPECT_TRUE(s->generation.finished);
+  EXPECT_EQ(s->generation.tokens.size(), 3u);
+  EXPECT_EQ(s->superposition->alpha_in_force, std::vector<float>({0.2f, 0.4f, 0.6f}));
+  EXPECT_EQ(s->generation.tokens[0].alpha, std::vector<float>({0.2f, 0.4f, 0.6f}));
+}
+
+// Mean over positions of ‖a − b‖₂ for (1,T,C) states.
+double mean_l2(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a[0].to(torch::kFloat64) - b[0].to(torch::kFloat64)).norm(2, {1}).mean().item<double>();
+}
+
+TEST(StudioWorkerAnalysis, PerLayerNumbersAndLogitLensMatchADirectComputation) {
+  Worker worker;
+  load(worker, tiny_dir());
+  worker.analyse_sequence();
+  EXPECT_NE(wait_idle(worker)->message.find("generate first"), std::string::npos);
+
+  run_to_end(worker, kPrompt, greedy(4));
+  worker.set_alpha_layer(0, 0.3);
+  worker.set_autoencoder(1, false);
+  worker.analyse_sequence();
+  auto s = wait_until(worker, [](const Snapshot& x) { return x.analysis.has_value(); }, "the analysis");
+  ASSERT_TRUE(s->analysis.has_value());
+  const SequenceAnalysis& a = *s->analysis;
+  const int64_t T = static_cast<int64_t>(a.ids.size());
+  ASSERT_EQ(T, static_cast<int64_t>(tokenizer().encode(kPrompt).size()) + 4);
+  EXPECT_EQ(a.position, T - 1);
+  EXPECT_EQ(a.generation_id, s->generation.id);
+  ASSERT_EQ(a.layers.size(), 3u);
+  ASSERT_EQ(a.lens.size(), 4u);
+  ASSERT_EQ(a.texts.size(), a.ids.size());
+
+  // The same numbers straight from the model, its experts and StateRecorder.
+  auto loaded = load_superposition(tiny_dir());
+  SuperposedModel model = loaded.model;
+  model->set_alpha_layer(0, 0.3);
+  model->set_autoencoder_enabled(1, false);
+  torch::NoGradGuard no_grad;
+  const auto input = torch::tensor(a.ids, torch::kLong).view({1, -1});
+  StateRecorder states({Site::kState, Site::kBlended}), base({Site::kResidual}), fine({Site::kResidual});
+  const auto logits = model->forward(input, nullptr, &states);  // (1,T,V)
+  loaded.base.model->forward(input, nullptr, &base);
+  loaded.fine.model->forward(input, nullptr, &fine);
+  const auto alpha = model->effective_alpha();
+  for (int64_t l = 0; l < 3; ++l) {
+    const auto& row = a.layers[static_cast<size_t>(l)];
+    const auto& st = states.at(Site::kState, l + 1);
+    EXPECT_NEAR(row.l2_base, mean_l2(st, base.at(Site::kResidual, l + 1)), 1e-5) << "layer " << l;
+    EXPECT_NEAR(row.l2_fine, mean_l2(st, fine.at(Site::kResidual, l + 1)), 1e-5) << "layer " << l;
+    EXPECT_NEAR(row.l2_base_fine, mean_l2(base.at(Site::kResidual, l + 1), fine.at(Site::kResidual, l + 1)), 1e-5);
+    const double reconstruction = l == 1 ? 0.0 : mean_l2(st, states.at(Site::kBlended, l));
+    EXPECT_NEAR(row.reconstruction, reconstruction, 1e-5) << "layer " << l;
+    EXPECT_EQ(row.autoencoder, l != 1);
+    EXPECT_FLOAT_EQ(row.alpha, alpha[l].item<float>());
+    EXPECT_GT(row.l2_base, 0.0);
+  }
+  EXPECT_FLOAT_EQ(a.layers[0].alpha, 0.3f);
+  EXPECT_GT(a.layers[0].reconstruction, 0.0);
+
+  // The lens at the last state is the model's own next-token distribution.
+  auto expect_lens_is_output = [&](const SequenceAnalysis& analysis, int64_t position) {
+    const auto probs = torch::softmax(logits[0][position], 0);
+    const auto top = probs.topk(kTopTokens);
+    const auto& row = analysis.lens.back();
+    ASSERT_EQ(row.size(), static_cast<size_t>(kTopTokens));
+    for (int64_t k = 0; k < kTopTokens; ++k) {
+      EXPECT_EQ(row[static_cast<size_t>(k)].id, std::get<1>(top)[k].item<int64_t>()) << "rank " << k;
+      EXPECT_NEAR(row[static_cast<size_t>(k)].prob, std::get<0>(top)[k].item<float>(), 1e-5) << "rank " << k;
+    }
+  };
+  expect_lens_is_output(a, T - 1);
+  // The lens at the embeddings: base ln_f + head on state 0.
+  const auto lens0 = torch::softmax(
+      loaded.base.model->head(loaded.base.model->ln_f(states.at(Site::kState, 0)[0][T - 1].view({1, 1, -1})))[0][0], 0);
+  EXPECT_EQ(a.lens[0][0].id, lens0.argmax().item<int64_t>());
+
+  worker.analyse_sequence(1);
+  s = wait_until(worker, [](const Snapshot& x) { return x.analysis && x.analysis->position == 1; }, "position 1");
+  expect_lens_is_output(*s->analysis, 1);
+  worker.analyse_sequence(T);
+  s = wait_idle(worker);
+  EXPECT_NE(s->message.find("position " + std::to_string(T) + " is outside the sequence"), std::string::npos)
+      << s->message;
+  EXPECT_EQ(s->analysis->position, 1);  // the last good analysis stays
+}
+
+TEST(StudioWorkerDevice, RunsOnCudaWhenAvailable) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device (or a CPU-only LibTorch): the CUDA path is not run";
+  Worker cpu, cuda;
+  load(cpu, tiny_dir());
+  cuda.load_superposition(tiny_dir());  // device "auto"
+  const auto loaded = wait_idle(cuda);
+  ASSERT_EQ(loaded->status, Snapshot::Status::kReady) << loaded->message;
+  EXPECT_EQ(loaded->superposition->device.rfind("cuda", 0), 0u) << loaded->superposition->device;
+  for (Worker* w : {&cpu, &cuda}) {
+    w->set_alpha_layer(1, 0.8);
+    run_to_end(*w, kPrompt, greedy(1));
+    w->analyse_sequence();
+  }
+  const auto a = wait_idle(cpu), b = wait_idle(cuda);
+  ASSERT_EQ(b->generation.tokens.size(), 1u) << b->message;
+  ASSERT_TRUE(b->analysis.has_value()) << b->message;
+  // The same first distribution and per-layer numbers, up to GPU float rounding.
+  for (size_t k = 0; k < static_cast<size_t>(kTopTokens); ++k) {
+    EXPECT_NEAR(a->generation.tokens[0].top_superposed[k].prob, b->generation.tokens[0].top_superposed[k].prob, 1e-6);
+    EXPECT_NEAR(a->generation.tokens[0].top_base[k].prob, b->generation.tokens[0].top_base[k].prob, 1e-6);
+  }
+  for (size_t l = 0; l < 3; ++l) {
+    EXPECT_NEAR(a->analysis->layers[l].l2_base, b->analysis->layers[l].l2_base, 1e-4) << "layer " << l;
+    EXPECT_NEAR(a->analysis->layers[l].reconstruction, b->analysis->layers[l].reconstruction, 1e-4) << "layer " << l;
+  }
+}
+
+TEST(StudioWorkerSnapshots, OldSnapshotsKeepTheirContents) {
+  Worker worker;
+  const auto first = load(worker, tiny_dir());
+  const uint64_t version = first->version;
+  const auto alpha = first->superposition->alpha_in_force;
+  worker.set_alpha_global(0.25);
+  const auto generated = run_to_end(worker, kPrompt, greedy(3));
+  worker.analyse_sequence();
+  const auto last = wait_idle(worker);
+  EXPECT_GT(last->version, generated->version);
+  EXPECT_GT(generated->version, version);
+  EXPECT_EQ(first->version, version);
+  EXPECT_EQ(first->superposition->alpha_in_force, alpha);
+  EXPECT_FALSE(first->superposition->alpha_overridden);
+  EXPECT_EQ(first->generation.id, 0u);
+  EXPECT_TRUE(first->generation.tokens.empty());
+  EXPECT_FALSE(first->analysis.has_value());
+  EXPECT_FALSE(generated->analysis.has_value());
+  EXPECT_EQ(generated->generation.tokens.size(), 3u);
+  EXPECT_EQ(last->superposition->alpha_in_force, std::vector<float>(3, 0.25f));
+}
+
+}  // namespace
+}  // namespace superpose::studio
