@@ -1,6 +1,8 @@
 // Exact kNN: FAISS IndexFlatL2 on the CPU, blocked torch matmul elsewhere.
 #include "analysis/knn.h"
 
+#include <algorithm>
+
 #include <string>
 
 #include <torch/torch.h>
@@ -19,11 +21,16 @@ KnnResult knn_torch(const torch::Tensor& points, const torch::Tensor& queries, i
   auto p = points.to(torch::kFloat32);
   auto q = queries.to(torch::kFloat32);
   auto p_norm = p.pow(2).sum(1);  // (N)
-  const int64_t kBlock = 4096;
+  // Query blocks of about 2^29 distances (2 GiB) on a GPU, 2^25 on the CPU,
+  // built in place: one (b,N) temporary besides topk's, whatever N is.
+  const int64_t N = p.size(0);
+  const int64_t budget = p.is_cuda() ? int64_t{1} << 29 : int64_t{1} << 25;
+  const int64_t block = std::clamp<int64_t>(budget / std::max<int64_t>(N, 1), 1, 8192);
   std::vector<torch::Tensor> indices, distances;
-  for (int64_t start = 0; start < q.size(0); start += kBlock) {
-    auto qb = q.narrow(0, start, std::min(kBlock, q.size(0) - start));         // (b,C)
-    auto d = (qb.pow(2).sum(1, true) - 2 * torch::matmul(qb, p.t()) + p_norm).clamp_min(0);  // (b,N)
+  for (int64_t start = 0; start < q.size(0); start += block) {
+    auto qb = q.narrow(0, start, std::min(block, q.size(0) - start));  // (b,C)
+    auto d = torch::matmul(qb, p.t());                                   // (b,N)
+    d.mul_(-2).add_(p_norm).add_(qb.pow(2).sum(1, true)).clamp_min_(0);
     auto top = d.topk(k, 1, /*largest=*/false, /*sorted=*/true);
     distances.push_back(std::get<0>(top));
     indices.push_back(std::get<1>(top));
