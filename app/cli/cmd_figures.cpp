@@ -33,7 +33,7 @@ struct FiguresCliOptions {
   std::string tsne_layers;
   int64_t max_documents = 0;
   int64_t capture_documents = 50;
-  int64_t tsne_points = 1500;
+  int64_t tsne_points = 1000;
   int64_t tsne_iterations = 1000;
   double threshold = 0.05;
   uint64_t seed = 0;
@@ -171,9 +171,16 @@ void run_figures(const FiguresCliOptions& o) {
 
   if (o.tsne_points > 0) {
     const auto rows = subsample(capture.rows(), o.tsne_points, o.seed);
+    // Category c is drawn in palette colour c + 1; the sixth skips vermillion,
+    // which is hard to tell from the first's orange.
     std::vector<std::string> names;
+    std::vector<int> category_of;  // model-major index -> category
     for (const auto& model : capture.models) {
-      for (const auto& domain : capture.domains) names.push_back(model + " · " + domain);
+      for (const auto& domain : capture.domains) {
+        if (names.size() == 5) names.emplace_back();
+        category_of.push_back(static_cast<int>(names.size()));
+        names.push_back(model + " · " + domain);
+      }
     }
     const auto labels = capture.labels.index_select(0, rows);
     for (int64_t layer : tsne_layers) {
@@ -183,7 +190,7 @@ void run_figures(const FiguresCliOptions& o) {
       for (size_t m = 0; m < capture.models.size(); ++m) {
         parts.push_back(capture.tensor(Capture::residual_name(capture.models[m], layer)).index_select(0, rows));
         for (int64_t r = 0; r < labels.size(0); ++r) {
-          categories.push_back(static_cast<int>(m * capture.domains.size()) + static_cast<int>(labels[r].item<int64_t>()));
+          categories.push_back(category_of[m * capture.domains.size() + static_cast<size_t>(labels[r].item<int64_t>())]);
         }
       }
       TsneOptions tsne_options;
