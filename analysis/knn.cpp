@@ -1,14 +1,15 @@
-// Exact kNN: FAISS IndexFlatL2 on the CPU, blocked torch matmul elsewhere.
+// k nearest neighbours: FAISS on the CPU (flat, or HNSW for large N), blocked torch matmul elsewhere.
 #include "analysis/knn.h"
 
 #include <algorithm>
-
+#include <memory>
 #include <string>
 
 #include <torch/torch.h>
 
 #ifdef SUPERPOSE_HAVE_FAISS
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
 #endif
 
 #include "model/errors.h"
@@ -48,7 +49,7 @@ bool knn_uses_faiss() {
 #endif
 }
 
-KnnResult knn_search(const torch::Tensor& points, const torch::Tensor& queries, int64_t k) {
+KnnResult knn_search(const torch::Tensor& points, const torch::Tensor& queries, int64_t k, const KnnOptions& options) {
   TORCH_CHECK(points.dim() == 2 && queries.dim() == 2, "knn_search: expected (N,C) points and (Q,C) queries, got ",
               points.sizes(), " and ", queries.sizes());
   if (points.size(1) != queries.size(1)) {
@@ -62,15 +63,24 @@ KnnResult knn_search(const torch::Tensor& points, const torch::Tensor& queries, 
   if (points.device().is_cpu() && queries.device().is_cpu()) {
     auto p = points.to(torch::kFloat32).contiguous();
     auto q = queries.to(torch::kFloat32).contiguous();
-    faiss::IndexFlatL2 index(p.size(1));
-    index.add(p.size(0), p.data_ptr<float>());
+    std::unique_ptr<faiss::Index> index;
+    if (p.size(0) > options.approximate_above) {
+      auto hnsw = std::make_unique<faiss::IndexHNSWFlat>(p.size(1), 32);
+      hnsw->hnsw.efConstruction = 80;
+      hnsw->hnsw.efSearch = static_cast<int>(std::max<int64_t>(2 * k, 128));
+      index = std::move(hnsw);
+    } else {
+      index = std::make_unique<faiss::IndexFlatL2>(p.size(1));
+    }
+    index->add(p.size(0), p.data_ptr<float>());
     KnnResult result{torch::empty({q.size(0), k}, torch::kLong), torch::empty({q.size(0), k}, torch::kFloat32)};
     static_assert(sizeof(faiss::Index::idx_t) == sizeof(int64_t), "faiss ids are 64-bit");
-    index.search(q.size(0), q.data_ptr<float>(), k, result.distances.data_ptr<float>(),
-                 reinterpret_cast<faiss::Index::idx_t*>(result.indices.data_ptr<int64_t>()));
+    index->search(q.size(0), q.data_ptr<float>(), k, result.distances.data_ptr<float>(),
+                  reinterpret_cast<faiss::Index::idx_t*>(result.indices.data_ptr<int64_t>()));
     return result;
   }
 #endif
+  (void)options;
   return knn_torch(points, queries, k);
 }
 

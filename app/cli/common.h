@@ -34,6 +34,7 @@ void register_train(CLI::App& app);
 void register_tsne(CLI::App& app);
 void register_capture(CLI::App& app);
 void register_figures(CLI::App& app);
+void register_neurons(CLI::App& app);
 
 // Thrown by a command that finished on purpose with a non-zero status (an
 // interrupted training run: 130); main() exits with `code`.

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   superpose::cli::register_eval(app);
   superpose::cli::register_tsne(app);
   superpose::cli::register_capture(app);
+  superpose::cli::register_neurons(app);
 #ifdef SUPERPOSE_HAVE_FIGURES
   superpose::cli::register_figures(app);
 #endif

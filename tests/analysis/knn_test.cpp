@@ -28,6 +28,27 @@ TEST(Knn, MatchesBruteForceDistances) {
   EXPECT_TRUE(torch::equal(self.indices.flatten(), torch::arange(10)));
 }
 
+TEST(Knn, ApproximateSearchFindsNearlyEveryTrueNeighbour) {
+  if (!knn_uses_faiss()) GTEST_SKIP() << "this build has no FAISS: every search is exact";
+  torch::manual_seed(4);
+  const auto centres = torch::randn({8, 16}) * 4;
+  const auto points = centres.index_select(0, torch::arange(8).repeat_interleave(500)) + torch::randn({4000, 16});
+  KnnOptions approximate;
+  approximate.approximate_above = 0;  // HNSW even for this small set
+  const int64_t k = 10;
+  const auto fast = knn_search(points, points, k, approximate);
+  const auto exact = knn_search(points, points, k);
+  // Recall@10: the share of true neighbours found. HNSW with efSearch 128 on
+  // 4,000 points finds nearly all of them; 0.95 leaves room for its
+  // graph-building order, not for a broken index (which scores near 0).
+  const auto found = fast.indices.unsqueeze(2).eq(exact.indices.unsqueeze(1)).any(1);  // (N,k)
+  EXPECT_GT(found.to(torch::kFloat64).mean().item<double>(), 0.95);
+  // Nearest first, and the distances are those of the returned points.
+  EXPECT_TRUE(torch::all(fast.distances.narrow(1, 1, k - 1) >= fast.distances.narrow(1, 0, k - 1)).item<bool>());
+  const auto direct = (points.unsqueeze(1) - points.index_select(0, fast.indices.flatten()).view({4000, k, 16})).pow(2).sum(2);
+  EXPECT_TRUE(testing::all_close(fast.distances, direct, 1e-3));
+}
+
 TEST(Knn, RefusesBadArguments) {
   auto points = torch::randn({5, 3});
   SUPERPOSE_EXPECT_THROW_WITH(knn_search(points, torch::randn({2, 4}), 1), Error, "width 3", "queries 4");
