@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "analysis/diversity.h"
 #include "app/cli/common.h"
 #include "model/errors.h"
 #include "model/generate.h"
@@ -23,6 +24,7 @@ struct GenerateCliOptions {
   std::string prompt;
   int64_t max_new_tokens = 50;
   SamplingOptions sampling;
+  int64_t samples = 1;
   bool no_cache = false;
   bool json = false;
   DeviceOptions device;
@@ -41,6 +43,7 @@ const char* reason_text(StopReason reason) {
 void run_generate(const GenerateCliOptions& o) {
   validate(o.sampling);
   if (o.max_new_tokens < 1) throw Error("--max-new-tokens", "must be >= 1, got " + std::to_string(o.max_new_tokens));
+  if (o.samples < 1) throw Error("--samples", "must be >= 1, got " + std::to_string(o.samples));
   if (o.model.empty() == o.superposition.superposition.empty()) {
     throw Error("--model", "give either --model DIR or --superposition DIR");
   }
@@ -79,11 +82,6 @@ void run_generate(const GenerateCliOptions& o) {
   options.max_new_tokens = o.max_new_tokens;
   options.use_cache = !o.no_cache;
   options.stop_token = tokenizer.eos_id();
-  Sampler sampler(o.sampling);
-  if (!o.json) {
-    std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
-    std::fflush(stdout);
-  }
   auto stream = [&](int64_t token) {
     if (!o.json) {
       // Raw bytes: a character split across tokens is completed by the next one.
@@ -93,25 +91,54 @@ void run_generate(const GenerateCliOptions& o) {
     }
     return true;
   };
-  const auto start = std::chrono::steady_clock::now();
-  const GenerateResult result =
-      o.model.empty()
-          ? generate(superposed.model, prompt, options, sampler, schedule,
-                     [&](int64_t token, SuperposedGenerator&) { return stream(token); })
-          : generate(single.model, prompt, options, sampler, stream);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (o.json) {
+  // Sample i uses seed + i, so any one of them can be rerun alone.
+  nlohmann::json samples = nlohmann::json::array();
+  std::vector<std::vector<int64_t>> generations;
+  for (int64_t i = 0; i < o.samples; ++i) {
+    SamplingOptions sampling = o.sampling;
+    sampling.seed = o.sampling.seed + static_cast<uint64_t>(i);
+    Sampler sampler(sampling);
+    if (!o.json) {
+      if (o.samples > 1) std::cout << format("--- sample %lld (seed %llu) ---\n", static_cast<long long>(i + 1),
+                                             static_cast<unsigned long long>(sampling.seed));
+      std::cout << std::flush;
+      std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
+      std::fflush(stdout);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const GenerateResult result =
+        o.model.empty()
+            ? generate(superposed.model, prompt, options, sampler, schedule,
+                       [&](int64_t token, SuperposedGenerator&) { return stream(token); })
+            : generate(single.model, prompt, options, sampler, stream);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     nlohmann::json out = {{"prompt_ids", prompt},
                           {"ids", result.tokens},
                           {"text", tokenizer.decode(result.tokens)},
                           {"stop", reason_text(result.reason)}};
     if (o.model.empty()) out["causal"] = superposed.model->causal();
-    std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-  } else {
-    std::cout << "\n";
+    if (o.samples > 1) out["seed"] = sampling.seed;
+    samples.push_back(out);
+    generations.push_back(result.tokens);
+    if (!o.json) std::cout << "\n";
+    std::cerr << format("[%zu tokens in %.2f s, %.1f tokens/s, stopped: %s]\n", result.tokens.size(), seconds,
+                        result.tokens.size() / std::max(seconds, 1e-9), reason_text(result.reason));
   }
-  std::cerr << format("[%zu tokens in %.2f s, %.1f tokens/s, stopped: %s]\n", result.tokens.size(), seconds,
-                      result.tokens.size() / std::max(seconds, 1e-9), reason_text(result.reason));
+  const auto dump = [](const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
+  if (o.samples == 1) {
+    if (o.json) std::cout << dump(samples[0]) << "\n";
+    return;
+  }
+  // Several samples: how diverse they are (distinct-n, n-gram entropy, self-BLEU over token ids).
+  const DiversityReport diversity = diversity_report(generations);
+  if (o.json) {
+    std::cout << dump({{"samples", samples}, {"diversity", to_json(diversity)}}) << "\n";
+  } else {
+    std::cerr << format("diversity over %lld samples: distinct-1 %.3f, distinct-2 %.3f, self-BLEU-4 %.3f, "
+                        "2-gram entropy %.3f nats\n",
+                        static_cast<long long>(diversity.generations), diversity.distinct[0].corpus,
+                        diversity.distinct[1].corpus, diversity.self_bleu, diversity.entropy[1].nats);
+  }
 }
 
 }  // namespace
@@ -132,7 +159,12 @@ void register_generate(CLI::App& app) {
   command->add_option("--top-p", o->sampling.top_p, "Nucleus: keep the smallest set reaching p")->capture_default_str();
   command->add_option("--seed", o->sampling.seed, "Random seed (same seed, same tokens)")->capture_default_str();
   command->add_flag("--no-cache", o->no_cache, "Recompute the whole sequence for every token (slow; for checking)");
-  command->add_flag("--json", o->json, "Print {prompt_ids, ids, text, stop} as JSON instead of streaming");
+  command->add_option("--samples", o->samples,
+                      "Continuations to sample (seeds seed, seed+1, ...); from 2 on, their diversity is reported")
+      ->capture_default_str();
+  command->add_flag("--json", o->json,
+                    "Print {prompt_ids, ids, text, stop} as JSON instead of streaming; with --samples N > 1, "
+                    "{samples: [...], diversity: {distinct, entropy, self_bleu}}");
   add_device_options(*command, o->device);
   command->callback([o] { run_generate(*o); });
 }

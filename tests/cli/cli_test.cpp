@@ -2,6 +2,7 @@
 // reference, and every bad input giving one line, a non-zero exit and no file.
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -68,6 +69,39 @@ TEST_F(Cli, GenerateStreamsTheGreedyContinuation) {
            greedy["prompt"].get<std::string>(), "--temperature", "0", "--max-new-tokens", n});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, greedy["prompt"].get<std::string>() + text + "\n");
+}
+
+TEST_F(Cli, SeveralSamplesAreSeededRunsWithTheirDiversity) {
+  const std::vector<std::string> common = {"generate", "--model", (kFixtures / "gpt2-tiny").string(), "--tokenizer",
+                                           kTokenizer.string(), "--prompt", "The cat", "--max-new-tokens", "8",
+                                           "--seed", "5", "--json"};
+  auto args = common;
+  args.insert(args.end(), {"--samples", "3"});
+  auto r = run(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = nlohmann::json::parse(r.out);
+  ASSERT_EQ(out["samples"].size(), 3u);
+  // Sample i is the single run with seed 5 + i.
+  std::set<std::vector<int64_t>> distinct_tokens;
+  int64_t tokens = 0;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(out["samples"][i]["seed"], 5 + i);
+    auto single = common;
+    single[10] = std::to_string(5 + i);
+    const auto one = run(single);
+    ASSERT_EQ(one.exit_code, 0) << one.err;
+    EXPECT_EQ(nlohmann::json::parse(one.out)["ids"], out["samples"][i]["ids"]);
+    for (const auto& id : out["samples"][i]["ids"]) distinct_tokens.insert({id.get<int64_t>()});
+    tokens += static_cast<int64_t>(out["samples"][i]["ids"].size());
+  }
+  // distinct-1 over the pooled samples, counted here.
+  const auto& d1 = out["diversity"]["distinct"][0];
+  EXPECT_EQ(d1["n"], 1);
+  EXPECT_EQ(d1["ngrams"], tokens);
+  EXPECT_EQ(d1["distinct"], static_cast<int64_t>(distinct_tokens.size()));
+  EXPECT_EQ(out["diversity"]["generations"], 3);
+  args.back() = "0";
+  expect_clean_failure(args, {"--samples", "must be >= 1"});
 }
 
 TEST_F(Cli, InfoShowsConfigAndTensorTable) {
