@@ -1,17 +1,93 @@
 // Everything the studio's frames depend on besides the worker's snapshot.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
+
+#include "app/studio/worker.h"
 
 namespace superpose::studio {
+
+// Which windows are open. Saved with a session.
+struct PanelVisibility {
+  bool generate = true;
+  bool alpha = true;
+  bool layers = true;
+  bool model = false;
+  bool tensors = false;
+  bool operator==(const PanelVisibility& o) const {
+    return generate == o.generate && alpha == o.alpha && layers == o.layers && model == o.model &&
+           tensors == o.tensors;
+  }
+};
+
+// Undo/redo of α edits: each entry is a whole α (L or L·C values, row-major)
+// as it was before an edit. Plain data; the Alpha panel sends the restored α
+// to the worker with set_alpha_all.
+struct AlphaHistory {
+  std::vector<std::vector<float>> undo;
+  std::vector<std::vector<float>> redo;
+  static constexpr size_t kLimit = 200;
+
+  // Call once per edit (not per frame of a drag) with the α before it.
+  void record(std::vector<float> before) {
+    if (undo.size() >= kLimit) undo.erase(undo.begin());
+    undo.push_back(std::move(before));
+    redo.clear();
+  }
+  // The α to restore, or empty when there is nothing to undo; `current`
+  // becomes redoable.
+  std::vector<float> take_undo(std::vector<float> current) {
+    if (undo.empty()) return {};
+    std::vector<float> restored = std::move(undo.back());
+    undo.pop_back();
+    redo.push_back(std::move(current));
+    return restored;
+  }
+  std::vector<float> take_redo(std::vector<float> current) {
+    if (redo.empty()) return {};
+    std::vector<float> restored = std::move(redo.back());
+    redo.pop_back();
+    undo.push_back(std::move(current));
+    return restored;
+  }
+};
 
 // Plain UI state: window visibility, inputs, selections. Frames are a
 // function of this and the current Snapshot.
 struct AppState {
+  // --- models --------------------------------------------------------
   std::string model_dir_input;  // the path field of the model panel
-  bool show_model = true;
-  bool show_tensors = true;
-  std::string tensor_filter;    // substring filter for the tensor table
+  std::string superposition_dir;  // what was asked to load (sessions save these)
+  std::string base_dir, fine_dir;  // set for a pair loaded without a checkpoint
+  std::string device = "auto";     // "auto", "cpu", "cuda"
+
+  PanelVisibility panels;
+  bool show_demo_window = false;
+  std::string tensor_filter;  // substring filter for the tensor table
+
+  // --- generation ----------------------------------------------------
+  std::string prompt = "The meaning of superposition is";
+  GenerationSettings settings;
+  int64_t step_tokens = 1;  // tokens per press of Step
+  int selected_token = -1;  // index into GenerationState::tokens; -1 = none
+
+  // --- α ---------------------------------------------------------------
+  AlphaHistory alpha_history;
+  float global_alpha = 0.5f;      // the global blend slider
+  std::vector<float> alpha_edit;  // slider values while dragging (L values); synced from the snapshot otherwise
+  std::string export_path = "alpha";  // Export writes <path>.pdf, .png and .csv
+
+  // --- layers ----------------------------------------------------------
+  int lens_position = -1;  // position of the logit lens; -1 = the last one
+
+  // --- sessions and messages --------------------------------------------
+  std::string session_path = "session.json";
+  uint64_t errors_seen = 0;  // Snapshot::errors when the user last dismissed the error
+  // App-side outcome of the last export/save/open: one line; error when `app_error`.
+  std::string app_message;
+  bool app_error = false;
 };
 
 }  // namespace superpose::studio

@@ -8,21 +8,6 @@
 namespace superpose::studio {
 namespace {
 
-// ImGui::InputText on a std::string without imgui_stdlib (not in Debian's package).
-bool input_path(const char* label, std::string& value) {
-  auto resize = [](ImGuiInputTextCallbackData* data) {
-    if (data->EventFlag == ImGuiInputTextFlags_CallbackResize) {
-      auto* text = static_cast<std::string*>(data->UserData);
-      text->resize(static_cast<size_t>(data->BufTextLen));
-      data->Buf = text->data();
-    }
-    return 0;
-  };
-  value.reserve(256);
-  return ImGui::InputText(label, value.data(), value.capacity() + 1,
-                          ImGuiInputTextFlags_CallbackResize | ImGuiInputTextFlags_EnterReturnsTrue, resize, &value);
-}
-
 void config_row(const char* name, const std::string& value) {
   ImGui::TableNextRow();
   ImGui::TableSetColumnIndex(0);
@@ -34,10 +19,10 @@ void config_row(const char* name, const std::string& value) {
 }  // namespace
 
 void ModelPanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker) {
-  if (!state.show_model) return;
-  if (ImGui::Begin("Model", &state.show_model)) {
+  if (!state.panels.model) return;
+  if (ImGui::Begin("Model", &state.panels.model)) {
     ImGui::SetNextItemWidth(-80.0f);
-    const bool entered = input_path("##model_dir", state.model_dir_input);
+    const bool entered = input_text("##model_dir", state.model_dir_input, ImGuiInputTextFlags_EnterReturnsTrue);
     ImGui::SameLine();
     if ((ImGui::Button("Load") || entered) && !state.model_dir_input.empty()) worker.load_model(state.model_dir_input);
 

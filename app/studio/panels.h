@@ -1,5 +1,8 @@
-// The studio's panels: each draws from AppState and the current Snapshot.
+// The studio's panels: each draws from AppState and the current Snapshot and
+// sends commands to the worker; none keeps state of its own.
 #pragma once
+
+#include <string>
 
 #include "app/studio/app_state.h"
 #include "app/studio/worker.h"
@@ -15,5 +18,42 @@ struct ModelPanel {
 struct TensorPanel {
   void draw(AppState& state, const Snapshot& snapshot);
 };
+
+// Prompt, Generate/Stop/Pause/Step, sampling settings and the streamed
+// tokens coloured by the α that produced them, with top-5 tooltips.
+struct GeneratePanel {
+  void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
+};
+
+// The learned α and α in force over layers, sliders, autoencoder switches,
+// Reset, Undo/Redo and Export.
+struct AlphaPanel {
+  void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
+};
+
+// Per-layer numbers of the analysed sequence and the logit lens.
+struct LayersPanel {
+  void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
+};
+
+// A strip along the bottom: device, model, causal flag, job with Cancel and
+// the last error.
+struct StatusBar {
+  void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
+};
+
+// Commands shared by buttons, shortcuts and scripts.
+void start_generation(AppState& state, Worker& worker);  // Generate (Ctrl+Enter)
+void undo_alpha(AppState& state, const Snapshot& snapshot, Worker& worker);  // Ctrl+Z
+void redo_alpha(AppState& state, const Snapshot& snapshot, Worker& worker);  // Ctrl+Y
+// Writes the α figure next to state.export_path; the outcome lands in state.app_message.
+bool export_alpha(AppState& state, const Snapshot& snapshot);
+
+// ImGui::InputText on a std::string (Debian's imgui has no imgui_stdlib).
+bool input_text(const char* label, std::string& value, int flags = 0);
+bool input_text_multiline(const char* label, std::string& value, float height);
+
+// The colour of a token produced under mean α `alpha` (0 blue … 1 orange).
+unsigned int alpha_colour(float alpha);
 
 }  // namespace superpose::studio

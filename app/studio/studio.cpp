@@ -1,6 +1,7 @@
 // Window, OpenGL context and the ImGui frame loop; screenshots for headless checks.
 #include "app/studio/studio.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -14,14 +15,14 @@
 #include <imgui.h>
 #include <stb_image_write.h>
 
-#include "app/studio/app_state.h"
 #include "app/studio/panels.h"
-#include "app/studio/worker.h"
 
 namespace superpose::studio {
 namespace {
 
 const char* const kFont = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+// Latin, Greek (α), punctuation and arrows, maths, box drawing, U+FFFD; ImGui keeps the pointer.
+const ImWchar kGlyphRanges[] = {0x0020, 0x024F, 0x0370, 0x03FF, 0x2000, 0x22FF, 0x2500, 0x25FF, 0xFFFD, 0xFFFD, 0};
 
 bool save_screenshot(const std::filesystem::path& path, int width, int height) {
   std::vector<unsigned char> pixels(static_cast<size_t>(width) * height * 4);
@@ -31,7 +32,115 @@ bool save_screenshot(const std::filesystem::path& path, int width, int height) {
   return stbi_write_png(path.c_str(), width, height, 4, pixels.data(), width * 4) != 0;
 }
 
+// DejaVu Sans at the monitor's content scale, with the glyphs the panels use
+// (Latin, Greek α, arrows, box drawing, U+FFFD).
+void load_fonts(GLFWwindow* window) {
+  float scale_x = 1.0f, scale_y = 1.0f;
+  glfwGetWindowContentScale(window, &scale_x, &scale_y);
+  const float scale = std::max(1.0f, std::max(scale_x, scale_y));
+  ImGuiIO& io = ImGui::GetIO();
+  if (std::filesystem::exists(kFont)) {
+    io.Fonts->AddFontFromFileTTF(kFont, 16.0f * scale, nullptr, kGlyphRanges);
+  }
+  ImGui::GetStyle().ScaleAllSizes(scale);
+}
+
+void open_at_start(const StudioOptions& options, AppState& state, Worker& worker) {
+  LoadSettings load;
+  load.device = options.device;
+  state.device = options.device;
+  state.model_dir_input = (options.model_dir.empty() ? default_model_dir() : options.model_dir).string();
+  if (options.session) {
+    apply_session(*options.session, state, worker);
+  } else if (!options.base_dir.empty()) {
+    state.base_dir = options.base_dir.string();
+    state.fine_dir = options.fine_dir.string();
+    worker.load_experts(options.base_dir, options.fine_dir, load);
+  } else if (!options.superposition_dir.empty()) {
+    state.superposition_dir = options.superposition_dir.string();
+    worker.load_superposition(options.superposition_dir, load);
+  } else if (!options.model_dir.empty()) {
+    state.panels.model = state.panels.tensors = true;
+    worker.load_model(options.model_dir);
+  } else if (std::filesystem::exists(default_superposition_dir() / "superposition.json")) {
+    state.superposition_dir = default_superposition_dir().string();
+    worker.load_superposition(default_superposition_dir(), load);
+  } else {
+    state.app_message = "No default superposition at " + default_superposition_dir().string() +
+                        ": open one with File > Open session or --superposition DIR";
+    state.app_error = true;
+  }
+}
+
+void main_menu(AppState& state, const Snapshot& snapshot, Worker& worker) {
+  if (!ImGui::BeginMainMenuBar()) return;
+  if (ImGui::BeginMenu("File")) {
+    ImGui::SetNextItemWidth(260.0f);
+    input_text("session file", state.session_path);
+    if (ImGui::MenuItem("Save session")) {
+      try {
+        save_session(capture_session(state, snapshot), state.session_path);
+        state.app_message = "Saved " + state.session_path;
+        state.app_error = false;
+      } catch (const std::exception& e) {
+        state.app_message = e.what();
+        state.app_error = true;
+      }
+    }
+    if (ImGui::MenuItem("Open session")) {
+      try {
+        const Session session = load_session(state.session_path);
+        apply_session(session, state, worker);
+        state.app_message = "Opened " + state.session_path;
+        state.app_error = false;
+      } catch (const std::exception& e) {
+        state.app_message = e.what();
+        state.app_error = true;
+      }
+    }
+    ImGui::Separator();
+    ImGui::SetNextItemWidth(260.0f);
+    input_text("superposition", state.superposition_dir);
+    if (ImGui::MenuItem("Load superposition", nullptr, false, !state.superposition_dir.empty())) {
+      LoadSettings load;
+      load.device = state.device;
+      state.base_dir.clear();
+      state.fine_dir.clear();
+      state.alpha_history = {};
+      worker.load_superposition(state.superposition_dir, load);
+    }
+    ImGui::EndMenu();
+  }
+  if (ImGui::BeginMenu("View")) {
+    ImGui::MenuItem("Generate", nullptr, &state.panels.generate);
+    ImGui::MenuItem("Alpha", nullptr, &state.panels.alpha);
+    ImGui::MenuItem("Layers", nullptr, &state.panels.layers);
+    ImGui::MenuItem("Model", nullptr, &state.panels.model);
+    ImGui::MenuItem("Tensors", nullptr, &state.panels.tensors);
+    ImGui::EndMenu();
+  }
+  ImGui::EndMainMenuBar();
+}
+
+void shortcuts(AppState& state, const Snapshot& snapshot, Worker& worker) {
+  const ImGuiIO& io = ImGui::GetIO();
+  auto pressed = [](ImGuiKey key) { return ImGui::IsKeyPressed(ImGui::GetKeyIndex(key), false); };
+  if (io.KeyCtrl && (pressed(ImGuiKey_Enter) || pressed(ImGuiKey_KeyPadEnter)) && snapshot.superposition) {
+    start_generation(state, worker);
+  }
+  if (pressed(ImGuiKey_Escape) && snapshot.generation.running) worker.stop_generation();
+  // Ctrl+Z / Ctrl+Y undo α edits unless a text field has the keyboard.
+  if (io.KeyCtrl && !io.WantTextInput) {
+    if (pressed(ImGuiKey_Z)) undo_alpha(state, snapshot, worker);
+    if (pressed(ImGuiKey_Y)) redo_alpha(state, snapshot, worker);
+  }
+}
+
 }  // namespace
+
+std::filesystem::path default_superposition_dir() {
+  return std::filesystem::path(SUPERPOSE_SOURCE_DIR) / "assets/models/superposition-1d";
+}
 
 std::filesystem::path default_model_dir() {
   const std::filesystem::path source(SUPERPOSE_SOURCE_DIR);
@@ -54,41 +163,66 @@ int run_studio(const StudioOptions& options) {
     return 1;
   }
   glfwMakeContextCurrent(window);
-  glfwSwapInterval(1);
+  glfwSwapInterval(options.screenshot || options.script ? 0 : 1);
 
   IMGUI_CHECKVERSION();
   ImGui::CreateContext();
   ImGuiIO& io = ImGui::GetIO();
   io.IniFilename = nullptr;  // layouts are not persisted yet
-  if (std::filesystem::exists(kFont)) io.Fonts->AddFontFromFileTTF(kFont, 16.0f);
   ImGui::StyleColorsDark();
+  load_fonts(window);
   ImGui_ImplGlfw_InitForOpenGL(window, true);
   ImGui_ImplOpenGL3_Init("#version 130");
 
   AppState state;
-  state.model_dir_input = (options.model_dir.empty() ? default_model_dir() : options.model_dir).string();
   Worker worker;
-  worker.load_model(state.model_dir_input);
+  open_at_start(options, state, worker);
   ModelPanel model_panel;
   TensorPanel tensor_panel;
+  GeneratePanel generate_panel;
+  AlphaPanel alpha_panel;
+  LayersPanel layers_panel;
+  StatusBar status_bar;
 
   int frame = 0;
   int exit_code = 0;
+  bool script_running = static_cast<bool>(options.script);
   while (!glfwWindowShouldClose(window)) {
     glfwPollEvents();
     // For a screenshot, wait for the worker so the picture shows the loaded model.
     if (options.screenshot && worker.busy()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    const auto snapshot = worker.snapshot();
+    auto snapshot = worker.snapshot();
+    if (script_running) {
+      ScriptFrame script_frame{frame, worker, state, *snapshot};
+      script_running = options.script(script_frame);
+      snapshot = worker.snapshot();
+    }
 
     ImGui_ImplOpenGL3_NewFrame();
     ImGui_ImplGlfw_NewFrame();
     ImGui::NewFrame();
-    ImGui::SetNextWindowPos(ImVec2(10, 10), ImGuiCond_FirstUseEver);
-    ImGui::SetNextWindowSize(ImVec2(520, 480), ImGuiCond_FirstUseEver);
+    shortcuts(state, *snapshot, worker);
+    main_menu(state, *snapshot, worker);
+
+    const float scale = ImGui::GetFontSize() / 16.0f;
+    const float top = ImGui::GetFrameHeight() + 6.0f;
+    const float w = static_cast<float>(options.width), h = static_cast<float>(options.height) - top - 40.0f * scale;
+    ImGui::SetNextWindowPos(ImVec2(6, top), ImGuiCond_FirstUseEver);
+    ImGui::SetNextWindowSize(ImVec2(w * 0.5f - 9, h * 0.55f), ImGuiCond_FirstUseEver);
+    generate_panel.draw(state, *snapshot, worker);
+    ImGui::SetNextWindowPos(ImVec2(w * 0.5f + 3, top), ImGuiCond_FirstUseEver);
+    ImGui::SetNextWindowSize(ImVec2(w * 0.5f - 9, h * 0.55f), ImGuiCond_FirstUseEver);
+    alpha_panel.draw(state, *snapshot, worker);
+    ImGui::SetNextWindowPos(ImVec2(6, top + h * 0.55f + 6), ImGuiCond_FirstUseEver);
+    ImGui::SetNextWindowSize(ImVec2(w * 0.5f - 9, h * 0.45f - 6), ImGuiCond_FirstUseEver);
+    layers_panel.draw(state, *snapshot, worker);
+    ImGui::SetNextWindowPos(ImVec2(w * 0.5f + 3, top + h * 0.55f + 6), ImGuiCond_FirstUseEver);
+    ImGui::SetNextWindowSize(ImVec2(w * 0.25f - 6, h * 0.45f - 6), ImGuiCond_FirstUseEver);
     model_panel.draw(state, *snapshot, worker);
-    ImGui::SetNextWindowPos(ImVec2(540, 10), ImGuiCond_FirstUseEver);
-    ImGui::SetNextWindowSize(ImVec2(720, 760), ImGuiCond_FirstUseEver);
+    ImGui::SetNextWindowPos(ImVec2(w * 0.75f, top + h * 0.55f + 6), ImGuiCond_FirstUseEver);
+    ImGui::SetNextWindowSize(ImVec2(w * 0.25f - 6, h * 0.45f - 6), ImGuiCond_FirstUseEver);
     tensor_panel.draw(state, *snapshot);
+    status_bar.draw(state, *snapshot, worker);
     ImGui::Render();
 
     int width = 0, height = 0;
@@ -99,11 +233,15 @@ int run_studio(const StudioOptions& options) {
     ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
 
     ++frame;
-    if (options.screenshot && frame >= options.frames && !worker.busy()) {
+    const bool script_done = options.script && !script_running;
+    const bool screenshot_due = options.screenshot && frame >= options.frames && !script_running && !worker.busy();
+    if (screenshot_due) {
       if (!save_screenshot(*options.screenshot, width, height)) {
         std::fprintf(stderr, "superpose-studio: %s: cannot write the screenshot\n", options.screenshot->c_str());
         exit_code = 1;
       }
+      glfwSetWindowShouldClose(window, 1);
+    } else if (script_done && !options.screenshot) {
       glfwSetWindowShouldClose(window, 1);
     }
     glfwSwapBuffers(window);

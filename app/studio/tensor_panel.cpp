@@ -9,8 +9,8 @@
 namespace superpose::studio {
 
 void TensorPanel::draw(AppState& state, const Snapshot& snapshot) {
-  if (!state.show_tensors) return;
-  if (ImGui::Begin("Tensors", &state.show_tensors)) {
+  if (!state.panels.tensors) return;
+  if (ImGui::Begin("Tensors", &state.panels.tensors)) {
     char filter[128] = {};
     state.tensor_filter.copy(filter, sizeof(filter) - 1);
     if (ImGui::InputTextWithHint("##filter", "filter by name", filter, sizeof(filter))) state.tensor_filter = filter;

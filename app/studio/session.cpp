@@ -1,0 +1,222 @@
+// Session JSON: strict reading, defaults for missing keys.
+#include "app/studio/session.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "model/errors.h"
+#include "model/file_util.h"
+
+namespace superpose::studio {
+namespace {
+
+using nlohmann::json;
+
+void require_object(const json& j, const std::string& where, std::initializer_list<const char*> keys) {
+  if (!j.is_object()) throw Error(where, "expected an object, got " + std::string(j.type_name()));
+  for (const auto& item : j.items()) {
+    bool known = false;
+    for (const char* key : keys) known = known || item.key() == key;
+    if (!known) throw Error(where, "unknown key '" + item.key() + "'");
+  }
+}
+
+template <typename T>
+void read(const json& j, const char* key, T& out, const std::string& where) {
+  if (!j.contains(key)) return;
+  const json& v = j.at(key);
+  const std::string at = where + "." + key;
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!v.is_boolean()) throw Error(at, "expected true or false, got " + v.dump());
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (!v.is_string()) throw Error(at, "expected a string, got " + v.dump());
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!v.is_number_integer()) throw Error(at, "expected an integer, got " + v.dump());
+    if constexpr (std::is_unsigned_v<T>) {
+      if (v.is_number_integer() && !v.is_number_unsigned()) throw Error(at, "expected a non-negative integer, got " + v.dump());
+    }
+  } else {
+    if (!v.is_number()) throw Error(at, "expected a number, got " + v.dump());
+  }
+  out = v.get<T>();
+}
+
+}  // namespace
+
+bool Session::operator==(const Session& o) const {
+  const GenerationSettings& a = settings;
+  const GenerationSettings& b = o.settings;
+  return superposition_dir == o.superposition_dir && base_dir == o.base_dir && fine_dir == o.fine_dir &&
+         device == o.device && alpha == o.alpha && autoencoders == o.autoencoders && prompt == o.prompt &&
+         a.max_new_tokens == b.max_new_tokens && a.temperature == b.temperature && a.top_k == b.top_k &&
+         a.top_p == b.top_p && a.seed == b.seed && a.greedy == b.greedy && a.stop_at_eos == b.stop_at_eos &&
+         panels == o.panels;
+}
+
+json session_to_json(const Session& s) {
+  json j;
+  j["version"] = 1;
+  j["models"] = {{"superposition", s.superposition_dir},
+                 {"base", s.base_dir},
+                 {"fine", s.fine_dir},
+                 {"device", s.device}};
+  j["alpha"] = s.alpha ? json(*s.alpha) : json(nullptr);
+  j["autoencoders"] = s.autoencoders ? json(*s.autoencoders) : json(nullptr);
+  j["prompt"] = s.prompt;
+  j["sampling"] = {{"max_new_tokens", s.settings.max_new_tokens},
+                   {"temperature", s.settings.temperature},
+                   {"top_k", s.settings.top_k},
+                   {"top_p", s.settings.top_p},
+                   {"seed", s.settings.seed},
+                   {"greedy", s.settings.greedy},
+                   {"stop_at_eos", s.settings.stop_at_eos}};
+  j["panels"] = {{"generate", s.panels.generate},
+                 {"alpha", s.panels.alpha},
+                 {"layers", s.panels.layers},
+                 {"model", s.panels.model},
+                 {"tensors", s.panels.tensors}};
+  return j;
+}
+
+Session session_from_json(const json& j, const std::string& where) {
+  require_object(j, where, {"version", "models", "alpha", "autoencoders", "prompt", "sampling", "panels"});
+  Session s;
+  int64_t version = 1;
+  read(j, "version", version, where);
+  if (version != 1) throw Error(where + ".version", "unsupported version " + std::to_string(version) + " (expected 1)");
+  if (j.contains("models")) {
+    const std::string at = where + ".models";
+    const json& m = j.at("models");
+    require_object(m, at, {"superposition", "base", "fine", "device"});
+    read(m, "superposition", s.superposition_dir, at);
+    read(m, "base", s.base_dir, at);
+    read(m, "fine", s.fine_dir, at);
+    read(m, "device", s.device, at);
+    if (s.base_dir.empty() != s.fine_dir.empty()) throw Error(at, "name both 'base' and 'fine', or neither");
+    if (s.device != "auto" && s.device != "cpu" && s.device.rfind("cuda", 0) != 0) {
+      throw Error(at + ".device", "expected auto, cpu or cuda[:N], got '" + s.device + "'");
+    }
+  }
+  if (j.contains("alpha") && !j.at("alpha").is_null()) {
+    const json& a = j.at("alpha");
+    if (!a.is_array()) throw Error(where + ".alpha", "expected an array of numbers or null, got " + a.dump());
+    std::vector<float> values;
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string at = where + ".alpha[" + std::to_string(i) + "]";
+      if (!a[i].is_number()) throw Error(at, "expected a number, got " + a[i].dump());
+      const double v = a[i].get<double>();
+      if (!(v >= 0.0 && v <= 1.0)) throw Error(at, "α value " + a[i].dump() + " is outside [0, 1]");
+      values.push_back(static_cast<float>(v));
+    }
+    if (values.empty()) throw Error(where + ".alpha", "expected at least one value");
+    s.alpha = std::move(values);
+  }
+  if (j.contains("autoencoders") && !j.at("autoencoders").is_null()) {
+    const json& a = j.at("autoencoders");
+    if (!a.is_array()) throw Error(where + ".autoencoders", "expected an array of booleans or null, got " + a.dump());
+    std::vector<bool> on;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (!a[i].is_boolean()) {
+        throw Error(where + ".autoencoders[" + std::to_string(i) + "]", "expected true or false, got " + a[i].dump());
+      }
+      on.push_back(a[i].get<bool>());
+    }
+    s.autoencoders = std::move(on);
+  }
+  read(j, "prompt", s.prompt, where);
+  if (j.contains("sampling")) {
+    const std::string at = where + ".sampling";
+    const json& g = j.at("sampling");
+    require_object(g, at, {"max_new_tokens", "temperature", "top_k", "top_p", "seed", "greedy", "stop_at_eos"});
+    read(g, "max_new_tokens", s.settings.max_new_tokens, at);
+    read(g, "temperature", s.settings.temperature, at);
+    read(g, "top_k", s.settings.top_k, at);
+    read(g, "top_p", s.settings.top_p, at);
+    read(g, "seed", s.settings.seed, at);
+    read(g, "greedy", s.settings.greedy, at);
+    read(g, "stop_at_eos", s.settings.stop_at_eos, at);
+    if (s.settings.max_new_tokens < 0) throw Error(at + ".max_new_tokens", "must be >= 0");
+    if (!(s.settings.temperature > 0.0)) throw Error(at + ".temperature", "must be > 0");
+    if (s.settings.top_k < 0) throw Error(at + ".top_k", "must be >= 0");
+    if (!(s.settings.top_p > 0.0 && s.settings.top_p <= 1.0)) throw Error(at + ".top_p", "must be in (0, 1]");
+  }
+  if (j.contains("panels")) {
+    const std::string at = where + ".panels";
+    const json& p = j.at("panels");
+    require_object(p, at, {"generate", "alpha", "layers", "model", "tensors"});
+    read(p, "generate", s.panels.generate, at);
+    read(p, "alpha", s.panels.alpha, at);
+    read(p, "layers", s.panels.layers, at);
+    read(p, "model", s.panels.model, at);
+    read(p, "tensors", s.panels.tensors, at);
+  }
+  return s;
+}
+
+void save_session(const Session& session, const std::filesystem::path& path) {
+  write_file_atomic(path, session_to_json(session).dump(2) + "\n");
+}
+
+Session load_session(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path.string(), "cannot open the session file");
+  std::stringstream text;
+  text << in.rdbuf();
+  json j;
+  try {
+    j = json::parse(text.str());
+  } catch (const json::parse_error& e) {
+    throw Error(path.string(), std::string("not valid JSON (") + e.what() + ")");
+  }
+  return session_from_json(j, path.string());
+}
+
+Session capture_session(const AppState& state, const Snapshot& snapshot) {
+  Session s;
+  s.superposition_dir = state.superposition_dir;
+  s.base_dir = state.base_dir;
+  s.fine_dir = state.fine_dir;
+  s.device = state.device;
+  if (snapshot.superposition) {
+    const SuperpositionInfo& info = *snapshot.superposition;
+    if (info.alpha_overridden) s.alpha = info.alpha_in_force;
+    if (info.autoencoder_enabled != info.has_autoencoder) s.autoencoders = info.autoencoder_enabled;
+  }
+  s.prompt = state.prompt;
+  s.settings = state.settings;
+  s.settings.pause_after = 0;
+  s.panels = state.panels;
+  return s;
+}
+
+void apply_session(const Session& session, AppState& state, Worker& worker) {
+  state.superposition_dir = session.superposition_dir;
+  state.base_dir = session.base_dir;
+  state.fine_dir = session.fine_dir;
+  state.device = session.device;
+  state.prompt = session.prompt;
+  state.settings = session.settings;
+  state.panels = session.panels;
+  state.alpha_history = {};
+  state.alpha_edit.clear();
+  state.selected_token = -1;
+  LoadSettings load;
+  load.device = session.device;
+  if (!session.superposition_dir.empty()) {
+    if (!session.base_dir.empty()) {
+      load.base = session.base_dir;
+      load.fine = session.fine_dir;
+    }
+    worker.load_superposition(session.superposition_dir, load);
+  } else if (!session.base_dir.empty()) {
+    worker.load_experts(session.base_dir, session.fine_dir, load);
+  }
+  if (session.alpha) worker.set_alpha_all(*session.alpha);
+  if (session.autoencoders) {
+    for (size_t l = 0; l < session.autoencoders->size(); ++l) {
+      worker.set_autoencoder(static_cast<int64_t>(l), (*session.autoencoders)[l]);
+    }
+  }
+}
+
+}  // namespace superpose::studio

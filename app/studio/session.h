@@ -1,0 +1,58 @@
+// Studio sessions: the models, α in force, autoencoder switches, prompt,
+// sampling settings and open panels, saved as JSON.
+//
+// Format (version 1):
+//   {"version": 1,
+//    "models": {"superposition": DIR, "base": DIR, "fine": DIR, "device": "auto"},
+//    "alpha": [L or L·C numbers in [0, 1]] or null (the learned α),
+//    "autoencoders": [L booleans] or null (as saved in the checkpoint),
+//    "prompt": "...",
+//    "sampling": {"max_new_tokens": 50, "temperature": 1.0, "top_k": 0, "top_p": 1.0,
+//                 "seed": 0, "greedy": false, "stop_at_eos": true},
+//    "panels": {"generate": true, "alpha": true, "layers": true, "model": false, "tensors": false}}
+// "superposition" may be empty when "base" and "fine" name a pair loaded
+// without a checkpoint. Missing keys take defaults; unknown keys and wrong
+// types are errors.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "app/studio/app_state.h"
+#include "app/studio/worker.h"
+
+namespace superpose::studio {
+
+struct Session {
+  std::string superposition_dir;
+  std::string base_dir, fine_dir;
+  std::string device = "auto";
+  std::optional<std::vector<float>> alpha;         // absent: the learned α
+  std::optional<std::vector<bool>> autoencoders;  // absent: the checkpoint's switches
+  std::string prompt;
+  GenerationSettings settings;  // pause_after is not saved
+  PanelVisibility panels;
+  bool operator==(const Session& o) const;
+  bool operator!=(const Session& o) const { return !(*this == o); }
+};
+
+nlohmann::json session_to_json(const Session& session);
+// Throws Error("<where>: <key>: <what>") for a malformed description.
+Session session_from_json(const nlohmann::json& json, const std::string& where = "session");
+
+// Writes / reads a session file. Errors name the file (one line).
+void save_session(const Session& session, const std::filesystem::path& path);
+Session load_session(const std::filesystem::path& path);
+
+// What is in force now: the state's models, prompt and panels and the
+// snapshot's α (only when overridden) and autoencoder switches.
+Session capture_session(const AppState& state, const Snapshot& snapshot);
+// Puts the session into the state and queues its loads and α/autoencoder
+// commands on the worker (they run in order, after the load).
+void apply_session(const Session& session, AppState& state, Worker& worker);
+
+}  // namespace superpose::studio

@@ -1,0 +1,157 @@
+// Sessions without a window: JSON round trips, strict reading with one-line
+// messages that name the file and key, and the α undo/redo history.
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "app/studio/session.h"
+#include "model/errors.h"
+#include "tests/support/temp_dir.h"
+
+namespace superpose::studio {
+namespace {
+
+Session full_session() {
+  Session s;
+  s.superposition_dir = "/models/superposition-2d";
+  s.base_dir = "/models/base";
+  s.fine_dir = "/models/fine";
+  s.device = "cpu";
+  s.alpha = std::vector<float>{0.0f, 0.25f, 0.5f, 1.0f};
+  s.autoencoders = std::vector<bool>{true, false, true, false};
+  s.prompt = "Once upon a time\n\"quoted\" α";
+  s.settings.max_new_tokens = 17;
+  s.settings.temperature = 0.7;
+  s.settings.top_k = 40;
+  s.settings.top_p = 0.9;
+  s.settings.seed = 1234;
+  s.settings.greedy = true;
+  s.settings.stop_at_eos = false;
+  s.panels.generate = false;
+  s.panels.tensors = true;
+  return s;
+}
+
+std::string message_of(const nlohmann::json& j) {
+  try {
+    session_from_json(j, "s.json");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Session, RoundTripsThroughJsonAndFiles) {
+  const Session s = full_session();
+  const nlohmann::json j = session_to_json(s);
+  EXPECT_EQ(session_from_json(j), s);
+  EXPECT_EQ(session_to_json(session_from_json(j)), j);
+
+  superpose::testing::TempDir temp;
+  save_session(s, temp / "session.json");
+  EXPECT_EQ(load_session(temp / "session.json"), s);
+
+  Session defaults;  // learned α, checkpoint switches: null in the file
+  const nlohmann::json d = session_to_json(defaults);
+  EXPECT_TRUE(d["alpha"].is_null());
+  EXPECT_EQ(session_from_json(d), defaults);
+  EXPECT_EQ(session_from_json(nlohmann::json::object()), defaults);  // missing keys: defaults
+}
+
+TEST(Session, CapturesWhatIsInForce) {
+  AppState state;
+  state.superposition_dir = "/sup";
+  state.prompt = "hi";
+  state.settings.pause_after = 3;  // a stepping detail, not saved
+  Snapshot snapshot;
+  SuperpositionInfo info;
+  info.alpha_learned = {0.5f, 0.5f};
+  info.alpha_in_force = {0.5f, 0.5f};
+  info.has_autoencoder = {true, true};
+  info.autoencoder_enabled = {true, true};
+  snapshot.superposition = info;
+  Session s = capture_session(state, snapshot);
+  EXPECT_FALSE(s.alpha.has_value());
+  EXPECT_FALSE(s.autoencoders.has_value());
+  EXPECT_EQ(s.settings.pause_after, 0);
+  info.alpha_in_force = {0.1f, 0.9f};
+  info.alpha_overridden = true;
+  info.autoencoder_enabled = {false, true};
+  snapshot.superposition = info;
+  s = capture_session(state, snapshot);
+  ASSERT_TRUE(s.alpha.has_value());
+  EXPECT_EQ(*s.alpha, info.alpha_in_force);
+  ASSERT_TRUE(s.autoencoders.has_value());
+  EXPECT_EQ(*s.autoencoders, info.autoencoder_enabled);
+  EXPECT_EQ(s.superposition_dir, "/sup");
+  EXPECT_EQ(s.prompt, "hi");
+}
+
+TEST(Session, BadFilesGiveOneClearLine) {
+  superpose::testing::TempDir temp;
+  try {
+    load_session(temp / "missing.json");
+    FAIL() << "no error for a missing file";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.json: cannot open"), std::string::npos) << e.what();
+  }
+  {
+    std::ofstream(temp / "broken.json") << "{\"prompt\": ";
+  }
+  try {
+    load_session(temp / "broken.json");
+    FAIL() << "no error for broken JSON";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("broken.json: not valid JSON"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+
+  nlohmann::json j = session_to_json(full_session());
+  EXPECT_EQ(message_of(nlohmann::json::array()), "s.json: expected an object, got array");
+  j["colour"] = "red";
+  EXPECT_EQ(message_of(j), "s.json: unknown key 'colour'");
+  j = session_to_json(full_session());
+  j["alpha"][1] = 1.5;
+  EXPECT_EQ(message_of(j), "s.json.alpha[1]: α value 1.5 is outside [0, 1]");
+  j = session_to_json(full_session());
+  j["alpha"][2] = "half";
+  EXPECT_EQ(message_of(j), "s.json.alpha[2]: expected a number, got \"half\"");
+  j = session_to_json(full_session());
+  j["sampling"]["top_k"] = 2.5;
+  EXPECT_EQ(message_of(j), "s.json.sampling.top_k: expected an integer, got 2.5");
+  j = session_to_json(full_session());
+  j["sampling"]["top_p"] = 0.0;
+  EXPECT_EQ(message_of(j), "s.json.sampling.top_p: must be in (0, 1]");
+  j = session_to_json(full_session());
+  j["models"]["fine"] = "";
+  EXPECT_EQ(message_of(j), "s.json.models: name both 'base' and 'fine', or neither");
+  j = session_to_json(full_session());
+  j["models"]["device"] = "tpu";
+  EXPECT_EQ(message_of(j), "s.json.models.device: expected auto, cpu or cuda[:N], got 'tpu'");
+  j = session_to_json(full_session());
+  j["panels"]["alpha"] = 1;
+  EXPECT_EQ(message_of(j), "s.json.panels.alpha: expected true or false, got 1");
+  j = session_to_json(full_session());
+  j["version"] = 7;
+  EXPECT_EQ(message_of(j), "s.json.version: unsupported version 7 (expected 1)");
+}
+
+TEST(AlphaHistory, UndoesAndRedoesWholeAlphas) {
+  AlphaHistory history;
+  EXPECT_TRUE(history.take_undo({0.5f}).empty());
+  history.record({0.1f});  // edit 1: 0.1 -> 0.2
+  history.record({0.2f});  // edit 2: 0.2 -> 0.3
+  EXPECT_EQ(history.take_undo({0.3f}), std::vector<float>{0.2f});
+  EXPECT_EQ(history.take_undo({0.2f}), std::vector<float>{0.1f});
+  EXPECT_TRUE(history.take_undo({0.1f}).empty());
+  EXPECT_EQ(history.take_redo({0.1f}), std::vector<float>{0.2f});
+  history.record({0.2f});  // a new edit drops what could be redone
+  EXPECT_TRUE(history.take_redo({0.7f}).empty());
+  for (size_t i = 0; i < AlphaHistory::kLimit + 10; ++i) history.record({0.0f});
+  EXPECT_EQ(history.undo.size(), AlphaHistory::kLimit);
+}
+
+}  // namespace
+}  // namespace superpose::studio

@@ -1,0 +1,173 @@
+// The studio driven by a script under Xvfb: load the tiny superposition,
+// generate with a pause, change α mid-generation, resume, analyse, export the
+// α figure, save and reopen a session, and screenshot every panel.
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <stb_image.h>
+
+#include "app/studio/panels.h"
+#include "app/studio/session.h"
+#include "app/studio/studio.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/tiny_superposition.h"
+
+namespace fs = std::filesystem;
+
+namespace superpose::studio {
+namespace {
+
+std::string head(const fs::path& path, size_t n) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes(n, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(n));
+  bytes.resize(static_cast<size_t>(in.gcount()));
+  return bytes;
+}
+
+float mean(const std::vector<float>& v) {
+  return v.empty() ? NAN : std::accumulate(v.begin(), v.end(), 0.0f) / static_cast<float>(v.size());
+}
+
+TEST(StudioScript, GeneratesSteersExportsAndRestoresASession) {
+  if (std::getenv("DISPLAY") == nullptr) GTEST_SKIP() << "no DISPLAY: run under xvfb-run (ctest does)";
+  superpose::testing::TempDir temp;
+  const std::string dir = superpose::testing::save_tiny_superposition(temp / "tiny");
+  const fs::path png = temp / "studio.png", figure = temp / "figures" / "alpha", session_file = temp / "session.json";
+  fs::create_directories(temp / "figures");
+
+  constexpr float kSteered = 0.9f;
+  constexpr int kMaxFrames = 20000;
+  int phase = 0;
+  std::vector<float> learned;
+  Session saved;
+  std::vector<std::string> failures;  // collected in the script, checked after the window closed
+  auto check = [&](bool ok, const std::string& what) {
+    if (!ok) failures.push_back(what);
+    return ok;
+  };
+
+  StudioOptions options;
+  options.superposition_dir = dir;
+  options.device = "cpu";
+  options.screenshot = png;
+  options.frames = 5;
+  options.width = 1280;
+  options.height = 800;
+  options.script = [&](ScriptFrame& f) {
+    if (f.frame > kMaxFrames) {
+      return check(false, "timed out in phase " + std::to_string(phase) + ": " + f.snapshot.message);
+    }
+    if (f.worker.busy()) return true;
+    const auto latest = f.worker.snapshot();  // taken after the worker went idle
+    const Snapshot& s = *latest;
+    switch (phase) {
+      case 0: {  // loaded: generate three tokens and pause
+        if (!s.superposition) {
+          return s.status == Snapshot::Status::kFailed ? check(false, "load failed: " + s.message) : true;
+        }
+        learned = s.superposition->alpha_learned;
+        f.state.prompt = "Hello world";
+        f.state.settings.max_new_tokens = 8;
+        f.state.settings.greedy = true;
+        f.state.settings.stop_at_eos = false;
+        GenerationSettings settings = f.state.settings;
+        settings.pause_after = 3;
+        f.worker.generate(f.state.prompt, settings);
+        phase = 1;
+        return true;
+      }
+      case 1: {  // paused: steer α (undoably, as the Alpha panel does) and resume
+        if (!s.generation.paused) return s.generation.running || s.generation.id == 0 ||
+                                          check(false, "generation ended before the pause: " + s.generation.stop_reason);
+        check(s.generation.tokens.size() == 3, "paused after " + std::to_string(s.generation.tokens.size()) + " tokens");
+        f.state.alpha_history.record(s.superposition->alpha_in_force);
+        f.worker.set_alpha_global(kSteered);
+        f.worker.resume_generation(0);
+        phase = 2;
+        return true;
+      }
+      case 2: {  // finished: the tokens after the pause carry the new α
+        if (s.generation.running) return true;
+        const auto& tokens = s.generation.tokens;
+        check(tokens.size() == 8, "generated " + std::to_string(tokens.size()) + " tokens: " + s.generation.stop_reason);
+        for (size_t i = 0; i < tokens.size(); ++i) {
+          const float a = mean(tokens[i].alpha);
+          if (i < 3) {
+            check(std::abs(a - mean(learned)) < 1e-5f, "token " + std::to_string(i) + " mean α " + std::to_string(a));
+          } else {
+            check(std::abs(a - kSteered) < 1e-5f, "token " + std::to_string(i) + " mean α " + std::to_string(a));
+          }
+          check(tokens[i].top_superposed.size() == kTopTokens, "top tokens missing");
+        }
+        f.state.export_path = figure.string();
+        check(export_alpha(f.state, s), "export: " + f.state.app_message);
+        f.worker.analyse_sequence(-1);
+        f.state.panels = PanelVisibility{true, true, true, true, true};
+        saved = capture_session(f.state, s);
+        save_session(saved, session_file);
+        undo_alpha(f.state, s, f.worker);  // back to the learned α
+        phase = 3;
+        return true;
+      }
+      case 3: {  // undone; reopen the saved session (steered α again)
+        check(s.analysis.has_value(), "no analysis: " + s.message);
+        check(s.superposition->alpha_in_force == learned, "undo did not restore the learned α");
+        const Session reloaded = load_session(session_file);
+        check(reloaded == saved, "the reloaded session differs from the saved one");
+        apply_session(reloaded, f.state, f.worker);
+        phase = 4;
+        return true;
+      }
+      case 4: {  // the reopened session is what was saved
+        if (!s.superposition) return true;
+        check(capture_session(f.state, s) == saved, "the reopened session is not the saved one: " + s.message);
+        check(s.superposition->alpha_in_force == std::vector<float>(learned.size(), kSteered), "α not restored");
+        // Show something in every panel for the screenshot.
+        GenerationSettings settings = f.state.settings;
+        settings.max_new_tokens = 12;
+        f.worker.generate(f.state.prompt, settings);
+        phase = 5;
+        return true;
+      }
+      case 5:  // generated: analyse the whole sequence
+        if (s.generation.running) return true;
+        f.worker.analyse_sequence(-1);
+        phase = 6;
+        return true;
+      default:
+        return false;  // done: the screenshot follows once the worker is idle
+    }
+  };
+  ASSERT_EQ(run_studio(options), 0);
+  for (const auto& failure : failures) ADD_FAILURE() << failure;
+  EXPECT_EQ(phase, 6);
+
+  EXPECT_EQ(head(temp / "figures" / "alpha.pdf", 5), "%PDF-");
+  EXPECT_EQ(head(temp / "figures" / "alpha.png", 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_EQ(head(temp / "figures" / "alpha.csv", 11), "panel,serie");
+
+  int width = 0, height = 0, channels = 0;
+  unsigned char* pixels = stbi_load(png.c_str(), &width, &height, &channels, 3);
+  ASSERT_NE(pixels, nullptr) << png;
+  EXPECT_EQ(width, 1280);
+  EXPECT_EQ(height, 800);
+  size_t differing = 0;
+  for (int i = 0; i < width * height; ++i) {
+    differing += pixels[3 * i] != pixels[0] || pixels[3 * i + 1] != pixels[1] || pixels[3 * i + 2] != pixels[2];
+  }
+  stbi_image_free(pixels);
+  EXPECT_GT(differing, static_cast<size_t>(width * height / 4)) << "screenshot looks blank";
+  if (const char* keep = std::getenv("SUPERPOSE_KEEP_SCREENSHOT")) {
+    superpose::testing::copy_file(png, std::string(keep) + ".script.png");
+    superpose::testing::copy_file(temp / "figures" / "alpha.png", std::string(keep) + ".alpha.png");
+  }
+}
+
+}  // namespace
+}  // namespace superpose::studio
