@@ -16,9 +16,11 @@ struct PanelVisibility {
   bool layers = true;
   bool model = false;
   bool tensors = false;
+  bool tsne = false;
+  bool neurons = false;
   bool operator==(const PanelVisibility& o) const {
     return generate == o.generate && alpha == o.alpha && layers == o.layers && model == o.model &&
-           tensors == o.tensors;
+           tensors == o.tensors && tsne == o.tsne && neurons == o.neurons;
   }
 };
 
@@ -54,6 +56,43 @@ struct AlphaHistory {
   }
 };
 
+// The labeled JSONL set the analysis panels read unless told otherwise.
+inline std::string default_data_path() {
+#ifdef SUPERPOSE_SOURCE_DIR
+  return std::string(SUPERPOSE_SOURCE_DIR) + "/assets/data/validation.jsonl";
+#else
+  return "assets/data/validation.jsonl";
+#endif
+}
+
+// The t-SNE panel: the next run's settings, the view and the lasso.
+struct TsneUi {
+  TsneRequest request = [] {
+    TsneRequest r;
+    r.data = default_data_path();
+    return r;
+  }();
+  float zoom = 1.0f;               // 1 = the whole map fits
+  float pan_x = 0.0f, pan_y = 0.0f;  // in units of the fitted map's half-size
+  float point_size = 3.0f;         // pixels
+  std::vector<float> lasso;        // polygon being drawn, (x, y) pairs in map coordinates
+  std::vector<int> selected;       // points inside the last lasso
+  uint64_t selected_map = 0;       // TsneMap::id the selection belongs to
+  std::string export_path = "tsne";  // Export writes <path>.pdf, .png and .csv
+};
+
+// The Neurons panel: what to compute and which map to show.
+struct NeuronUi {
+  NeuronRequest request = [] {
+    NeuronRequest r;
+    r.data = default_data_path();
+    return r;
+  }();
+  std::string statistic = "normalized difference";
+  std::string model = "superposition";  // a model, or "superposition - base" (the difference)
+  float threshold = 0.05f;              // polysemantic: normalized difference below this
+};
+
 // Plain UI state: window visibility, inputs, selections. Frames are a
 // function of this and the current Snapshot.
 struct AppState {
@@ -81,6 +120,10 @@ struct AppState {
 
   // --- layers ----------------------------------------------------------
   int lens_position = -1;  // position of the logit lens; -1 = the last one
+
+  // --- analysis panels ------------------------------------------------
+  TsneUi tsne;
+  NeuronUi neurons;
 
   // --- sessions and messages --------------------------------------------
   std::string session_path = "session.json";

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "app/studio/app_state.h"
 #include "app/studio/worker.h"
@@ -36,6 +37,32 @@ struct LayersPanel {
   void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
 };
 
+// t-SNE of one layer's states: settings, Run/Cancel, the map drawn with
+// OpenGL (zoom, pan, hover, lasso), the selected tokens and Export. Owns the
+// GL objects of its plot (created on first draw, on the UI thread).
+class TsnePanel {
+ public:
+  TsnePanel() = default;
+  ~TsnePanel();  // call release() while the GL context is current
+  TsnePanel(const TsnePanel&) = delete;
+  TsnePanel& operator=(const TsnePanel&) = delete;
+  void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
+  void release();
+
+ private:
+  void render_points(const TsneMap& map, const float transform[4], int width, int height, float point_size);
+  unsigned int fbo_ = 0, texture_ = 0, vbo_ = 0, vao_ = 0, program_ = 0;
+  int width_ = 0, height_ = 0;
+  uint64_t uploaded_version_ = 0;  // the snapshot whose points are in vbo_
+  int uploaded_points_ = 0;
+};
+
+// Layer × neuron heat maps, polysemantic share per layer, and a neuron's
+// top contexts and histogram.
+struct NeuronsPanel {
+  void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
+};
+
 // A strip along the bottom: device, model, causal flag, job with Cancel and
 // the last error.
 struct StatusBar {
@@ -48,6 +75,10 @@ void undo_alpha(AppState& state, const Snapshot& snapshot, Worker& worker);  // 
 void redo_alpha(AppState& state, const Snapshot& snapshot, Worker& worker);  // Ctrl+Y
 // Writes the α figure next to state.export_path; the outcome lands in state.app_message.
 bool export_alpha(AppState& state, const Snapshot& snapshot);
+// Writes the current t-SNE map to state.tsne.export_path .pdf, .png and .csv.
+bool export_tsne(AppState& state, const Snapshot& snapshot);
+// The points of `map` inside the polygon (x, y pairs in map coordinates).
+std::vector<int> points_in_polygon(const TsneMap& map, const std::vector<float>& polygon);
 
 // ImGui::InputText on a std::string (Debian's imgui has no imgui_stdlib).
 bool input_text(const char* label, std::string& value, int flags = 0);

@@ -50,7 +50,11 @@ bool Session::operator==(const Session& o) const {
          device == o.device && alpha == o.alpha && autoencoders == o.autoencoders && prompt == o.prompt &&
          a.max_new_tokens == b.max_new_tokens && a.temperature == b.temperature && a.top_k == b.top_k &&
          a.top_p == b.top_p && a.seed == b.seed && a.greedy == b.greedy && a.stop_at_eos == b.stop_at_eos &&
-         panels == o.panels;
+         panels == o.panels && tsne.layer == o.tsne.layer && tsne.base == o.tsne.base && tsne.fine == o.tsne.fine &&
+         tsne.superposition == o.tsne.superposition && tsne.max_documents == o.tsne.max_documents &&
+         tsne.data == o.tsne.data && tsne.perplexity == o.tsne.perplexity && tsne.iterations == o.tsne.iterations &&
+         neurons.max_documents == o.neurons.max_documents && neurons.data == o.neurons.data &&
+         neurons.diversity == o.neurons.diversity;
 }
 
 json session_to_json(const Session& s) {
@@ -74,12 +78,25 @@ json session_to_json(const Session& s) {
                  {"alpha", s.panels.alpha},
                  {"layers", s.panels.layers},
                  {"model", s.panels.model},
-                 {"tensors", s.panels.tensors}};
+                 {"tensors", s.panels.tensors},
+                 {"tsne", s.panels.tsne},
+                 {"neurons", s.panels.neurons}};
+  j["tsne"] = {{"layer", s.tsne.layer},
+               {"base", s.tsne.base},
+               {"fine", s.tsne.fine},
+               {"superposition", s.tsne.superposition},
+               {"max_documents", s.tsne.max_documents},
+               {"data", s.tsne.data},
+               {"perplexity", s.tsne.perplexity},
+               {"iterations", s.tsne.iterations}};
+  j["neurons"] = {{"max_documents", s.neurons.max_documents},
+                  {"data", s.neurons.data},
+                  {"diversity", s.neurons.diversity}};
   return j;
 }
 
 Session session_from_json(const json& j, const std::string& where) {
-  require_object(j, where, {"version", "models", "alpha", "autoencoders", "prompt", "sampling", "panels"});
+  require_object(j, where, {"version", "models", "alpha", "autoencoders", "prompt", "sampling", "panels", "tsne", "neurons"});
   Session s;
   int64_t version = 1;
   read(j, "version", version, where);
@@ -143,12 +160,40 @@ Session session_from_json(const json& j, const std::string& where) {
   if (j.contains("panels")) {
     const std::string at = where + ".panels";
     const json& p = j.at("panels");
-    require_object(p, at, {"generate", "alpha", "layers", "model", "tensors"});
+    require_object(p, at, {"generate", "alpha", "layers", "model", "tensors", "tsne", "neurons"});
     read(p, "generate", s.panels.generate, at);
     read(p, "alpha", s.panels.alpha, at);
     read(p, "layers", s.panels.layers, at);
     read(p, "model", s.panels.model, at);
     read(p, "tensors", s.panels.tensors, at);
+    read(p, "tsne", s.panels.tsne, at);
+    read(p, "neurons", s.panels.neurons, at);
+  }
+  if (j.contains("tsne")) {
+    const std::string at = where + ".tsne";
+    const json& t = j.at("tsne");
+    require_object(t, at, {"layer", "base", "fine", "superposition", "max_documents", "data", "perplexity", "iterations"});
+    read(t, "layer", s.tsne.layer, at);
+    read(t, "base", s.tsne.base, at);
+    read(t, "fine", s.tsne.fine, at);
+    read(t, "superposition", s.tsne.superposition, at);
+    read(t, "max_documents", s.tsne.max_documents, at);
+    read(t, "data", s.tsne.data, at);
+    read(t, "perplexity", s.tsne.perplexity, at);
+    read(t, "iterations", s.tsne.iterations, at);
+    if (s.tsne.layer < 0) throw Error(at + ".layer", "must be >= 0");
+    if (s.tsne.max_documents < 0) throw Error(at + ".max_documents", "must be >= 0 (0 = all)");
+    if (!(s.tsne.perplexity > 0.0)) throw Error(at + ".perplexity", "must be > 0");
+    if (s.tsne.iterations < 1) throw Error(at + ".iterations", "must be >= 1");
+  }
+  if (j.contains("neurons")) {
+    const std::string at = where + ".neurons";
+    const json& n = j.at("neurons");
+    require_object(n, at, {"max_documents", "data", "diversity"});
+    read(n, "max_documents", s.neurons.max_documents, at);
+    read(n, "data", s.neurons.data, at);
+    read(n, "diversity", s.neurons.diversity, at);
+    if (s.neurons.max_documents < 0) throw Error(at + ".max_documents", "must be >= 0 (0 = all)");
   }
   return s;
 }
@@ -186,6 +231,8 @@ Session capture_session(const AppState& state, const Snapshot& snapshot) {
   s.settings = state.settings;
   s.settings.pause_after = 0;
   s.panels = state.panels;
+  s.tsne = state.tsne.request;
+  s.neurons = state.neurons.request;
   return s;
 }
 
@@ -197,6 +244,10 @@ void apply_session(const Session& session, AppState& state, Worker& worker) {
   state.prompt = session.prompt;
   state.settings = session.settings;
   state.panels = session.panels;
+  const int64_t chunk = state.tsne.request.chunk;
+  state.tsne.request = session.tsne;
+  state.tsne.request.chunk = chunk;
+  state.neurons.request = session.neurons;
   state.alpha_history = {};
   state.alpha_edit.clear();
   state.selected_token = -1;

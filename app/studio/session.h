@@ -9,7 +9,11 @@
 //    "prompt": "...",
 //    "sampling": {"max_new_tokens": 50, "temperature": 1.0, "top_k": 0, "top_p": 1.0,
 //                 "seed": 0, "greedy": false, "stop_at_eos": true},
-//    "panels": {"generate": true, "alpha": true, "layers": true, "model": false, "tensors": false}}
+//    "panels": {"generate": true, "alpha": true, "layers": true, "model": false, "tensors": false,
+//               "tsne": false, "neurons": false},
+//    "tsne": {"layer": 6, "base": true, "fine": true, "superposition": true, "max_documents": 20,
+//             "data": PATH, "perplexity": 30.0, "iterations": 500},
+//    "neurons": {"max_documents": 20, "data": PATH, "diversity": false}}
 // "superposition" may be empty when "base" and "fine" name a pair loaded
 // without a checkpoint. Missing keys take defaults; unknown keys and wrong
 // types are errors.
@@ -36,6 +40,8 @@ struct Session {
   std::string prompt;
   GenerationSettings settings;  // pause_after is not saved
   PanelVisibility panels;
+  TsneRequest tsne = TsneUi().request;         // the t-SNE panel's settings (chunk is not saved)
+  NeuronRequest neurons = NeuronUi().request;  // the Neurons panel's settings
   bool operator==(const Session& o) const;
   bool operator!=(const Session& o) const { return !(*this == o); }
 };

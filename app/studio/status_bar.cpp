@@ -47,7 +47,7 @@ void StatusBar::draw(AppState& state, const Snapshot& snapshot, Worker& worker) 
       ImGui::ProgressBar(fraction, ImVec2(120.0f, 0.0f), job.fraction < 0.0 ? "" : nullptr);
       if (job.cancellable) {
         ImGui::SameLine();
-        if (ImGui::SmallButton("Cancel")) worker.stop_generation();
+        if (ImGui::SmallButton("Cancel")) worker.cancel_jobs();
       }
     }
     const bool worker_error = snapshot.errors > state.errors_seen && !snapshot.message.empty();

@@ -117,6 +117,9 @@ void main_menu(AppState& state, const Snapshot& snapshot, Worker& worker) {
     ImGui::MenuItem("Layers", nullptr, &state.panels.layers);
     ImGui::MenuItem("Model", nullptr, &state.panels.model);
     ImGui::MenuItem("Tensors", nullptr, &state.panels.tensors);
+    ImGui::Separator();
+    ImGui::MenuItem("t-SNE", nullptr, &state.panels.tsne);
+    ImGui::MenuItem("Neurons", nullptr, &state.panels.neurons);
     ImGui::EndMenu();
   }
   ImGui::EndMainMenuBar();
@@ -182,6 +185,8 @@ int run_studio(const StudioOptions& options) {
   GeneratePanel generate_panel;
   AlphaPanel alpha_panel;
   LayersPanel layers_panel;
+  TsnePanel tsne_panel;
+  NeuronsPanel neurons_panel;
   StatusBar status_bar;
 
   int frame = 0;
@@ -222,6 +227,13 @@ int run_studio(const StudioOptions& options) {
     ImGui::SetNextWindowPos(ImVec2(w * 0.75f, top + h * 0.55f + 6), ImGuiCond_FirstUseEver);
     ImGui::SetNextWindowSize(ImVec2(w * 0.25f - 6, h * 0.45f - 6), ImGuiCond_FirstUseEver);
     tensor_panel.draw(state, *snapshot);
+    // The analysis panels open over the others, large enough for their plots.
+    ImGui::SetNextWindowPos(ImVec2(w * 0.30f, top + 20.0f), ImGuiCond_FirstUseEver);
+    ImGui::SetNextWindowSize(ImVec2(w * 0.45f, h * 0.62f), ImGuiCond_FirstUseEver);
+    tsne_panel.draw(state, *snapshot, worker);
+    ImGui::SetNextWindowPos(ImVec2(w * 0.20f, top + h * 0.50f), ImGuiCond_FirstUseEver);
+    ImGui::SetNextWindowSize(ImVec2(w * 0.60f, h * 0.48f), ImGuiCond_FirstUseEver);
+    neurons_panel.draw(state, *snapshot, worker);
     status_bar.draw(state, *snapshot, worker);
     ImGui::Render();
 
@@ -247,6 +259,7 @@ int run_studio(const StudioOptions& options) {
     glfwSwapBuffers(window);
   }
 
+  tsne_panel.release();
   ImGui_ImplOpenGL3_Shutdown();
   ImGui_ImplGlfw_Shutdown();
   ImGui::DestroyContext();

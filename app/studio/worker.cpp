@@ -10,7 +10,12 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include "analysis/capture.h"
+#include "analysis/neuron_report.h"
+#include "analysis/neurons.h"
 #include "analysis/state_recorder.h"
+#include "analysis/tsne.h"
+#include "model/dataset.h"
 #include "model/device.h"
 #include "model/errors.h"
 #include "model/gpt2.h"
@@ -135,6 +140,15 @@ struct Worker::Models {
     double seconds = 0.0;             // spent computing tokens
   };
   std::unique_ptr<Generation> generation;
+
+  LoadedModel base_files, fine_files;  // the experts as capture_states takes them
+  struct TsneRun {
+    uint64_t ticket = 0;
+    std::unique_ptr<Tsne> tsne;
+    int64_t chunk = 10;
+  };
+  std::unique_ptr<TsneRun> tsne;
+  std::optional<Capture> neuron_capture;  // the last compute_neurons() capture
 
   SuperposedModel& require() {
     if (model.is_empty()) throw Error("no superposition is loaded: load one first");
@@ -308,6 +322,10 @@ void Worker::do_load_superposition(const std::filesystem::path& dir, const LoadS
     models_->model = loaded.model;
     models_->base = loaded.base.model;
     models_->fine = loaded.fine.model;
+    models_->base_files = loaded.base;
+    models_->fine_files = loaded.fine;
+    models_->tsne.reset();
+    models_->neuron_capture.reset();
     models_->device = device;
     models_->tokenizer = std::move(tokenizer);
 
@@ -738,6 +756,273 @@ void Worker::do_analyse(int64_t position) {
   draft_.analysis = std::move(out);
   draft_.job.reset();
   publish();
+}
+
+// --- t-SNE and neuron maps ------------------------------------------------
+
+namespace {
+
+TokenSource token_source(const Capture& capture, const Tokenizer& tokenizer, int64_t row) {
+  const ContextSnippet snippet = context_snippet(capture, tokenizer, row, 12, 6);
+  TokenSource out;
+  out.document = snippet.document;
+  out.position = snippet.position;
+  out.before = display_text(snippet.before);
+  out.token = display_text(snippet.token);
+  out.after = display_text(snippet.after);
+  if (snippet.document >= 0 && snippet.document < static_cast<int64_t>(capture.sources.size())) {
+    out.source = capture.sources[static_cast<size_t>(snippet.document)];
+  }
+  return out;
+}
+
+std::vector<Document> read_data(const std::string& path) {
+  if (path.empty()) throw Error("data: no file named; give a labeled JSONL file");
+  return read_jsonl(path);
+}
+
+}  // namespace
+
+uint64_t Worker::run_tsne(const TsneRequest& request) {
+  const uint64_t ticket = tsne_tickets_.fetch_add(1) + 1;
+  enqueue_guarded("t-SNE", [this, ticket, request] { do_tsne(ticket, request); });
+  return ticket;
+}
+
+void Worker::cancel_tsne() {
+  tsne_cancel_.store(tsne_tickets_.load());
+  enqueue_guarded("cancel_tsne", [this] {
+    if (models_->tsne && draft_.tsne && draft_.tsne->running) {
+      models_->tsne.reset();
+      draft_.tsne->running = draft_.tsne->capturing = false;
+      draft_.tsne->cancelled = true;
+      draft_.job.reset();
+      publish();
+    }
+  });
+}
+
+void Worker::cancel_jobs() {
+  stop_generation();
+  cancel_tsne();
+}
+
+void Worker::do_tsne(uint64_t ticket, const TsneRequest& request) {
+  SuperposedModel& model = models_->require();
+  if (!models_->tokenizer) throw Error("t-SNE: no tokenizer was found for the experts");
+  if (ticket <= tsne_cancel_.load()) return;
+  if (request.layer < 0 || request.layer > model->n_layer()) {
+    throw Error("t-SNE layer " + std::to_string(request.layer) + " is outside 0.." + std::to_string(model->n_layer()));
+  }
+  if (request.iterations < 1) throw Error("t-SNE iterations must be >= 1, got " + std::to_string(request.iterations));
+  if (request.chunk < 1) throw Error("t-SNE chunk must be >= 1, got " + std::to_string(request.chunk));
+  if (request.max_documents < 0) {
+    throw Error("max documents must be >= 0 (0 = all), got " + std::to_string(request.max_documents));
+  }
+  CaptureOptions options;
+  if (request.base) options.models.push_back(CaptureModel::kBase);
+  if (request.fine) options.models.push_back(CaptureModel::kFine);
+  if (request.superposition) options.models.push_back(CaptureModel::kSuperposition);
+  if (options.models.empty()) throw Error("t-SNE: choose at least one model");
+  options.residual_layers = {request.layer};
+  options.max_documents = request.max_documents;
+  options.progress = [this, ticket](int64_t done, int64_t total) {
+    draft_.job = JobProgress{"capturing for t-SNE", total > 0 ? 0.5 * done / total : -1.0, true};
+    publish();
+    return ticket > tsne_cancel_.load();
+  };
+  const std::vector<Document> documents = read_data(request.data);
+
+  models_->tsne.reset();
+  TsneMap map;
+  map.id = ticket;
+  map.request = request;
+  map.iterations = request.iterations;
+  map.capturing = map.running = true;
+  map.causal = model->causal();
+  draft_.tsne = map;
+  draft_.job = JobProgress{"capturing for t-SNE", 0.0, true};
+  publish();
+
+  c10::InferenceMode inference;
+  Capture capture;
+  try {
+    capture = capture_states(models_->base_files, models_->fine_files, model, documents, *models_->tokenizer, options);
+  } catch (...) {
+    draft_.tsne->running = draft_.tsne->capturing = false;
+    draft_.tsne->cancelled = ticket <= tsne_cancel_.load();
+    draft_.job.reset();
+    if (draft_.tsne->cancelled) {
+      publish();
+      return;
+    }
+    throw;
+  }
+  const int64_t rows = capture.rows();
+  std::vector<torch::Tensor> parts;
+  TsneMap& out = *draft_.tsne;
+  out.rows = rows;
+  const auto labels = capture.labels.to(torch::kCPU).contiguous();
+  for (size_t m = 0; m < capture.models.size(); ++m) {
+    parts.push_back(capture.tensor(Capture::residual_name(capture.models[m], request.layer)));  // (N,C)
+    for (size_t d = 0; d < capture.domains.size(); ++d) {
+      out.category_names.push_back(capture.models[m] + " / " + capture.domains[d]);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      out.categories.push_back(static_cast<int>(m * capture.domains.size() + labels.data_ptr<int64_t>()[r]));
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) out.sources.push_back(token_source(capture, *models_->tokenizer, r));
+  const torch::Tensor data = torch::cat(parts, 0);  // (P,C), P = models × N
+
+  TsneOptions tsne_options;
+  tsne_options.perplexity = request.perplexity;
+  tsne_options.iterations = request.iterations;
+  tsne_options.exaggeration_iterations = std::min<int64_t>(250, request.iterations / 4);
+  tsne_options.device = models_->device;
+  auto run = std::make_unique<Models::TsneRun>();
+  run->ticket = ticket;
+  run->chunk = request.chunk;
+  try {
+    run->tsne = std::make_unique<Tsne>(data, tsne_options);
+  } catch (...) {
+    out.running = out.capturing = false;
+    draft_.job.reset();
+    throw;
+  }
+  out.embedding = to_floats(run->tsne->embedding());
+  out.capturing = false;
+  models_->tsne = std::move(run);
+  draft_.job = JobProgress{"t-SNE", 0.5, true};
+  publish();
+  enqueue([this, ticket] { tsne_step(ticket); });
+}
+
+void Worker::tsne_step(uint64_t ticket) {
+  Models::TsneRun* run = models_->tsne.get();
+  if (run == nullptr || run->ticket != ticket || !draft_.tsne || draft_.tsne->id != ticket) return;
+  TsneMap& map = *draft_.tsne;
+  try {
+    if (ticket <= tsne_cancel_.load()) {
+      map.running = false;
+      map.cancelled = true;
+      draft_.job.reset();
+      models_->tsne.reset();
+      publish();
+      return;
+    }
+    c10::InferenceMode inference;
+    run->tsne->step(run->chunk);
+    map.iteration = run->tsne->iteration();
+    map.embedding = to_floats(run->tsne->embedding());
+    if (run->tsne->done()) {
+      map.running = false;
+      map.finished = true;
+      draft_.job.reset();
+      models_->tsne.reset();
+    } else {
+      draft_.job = JobProgress{"t-SNE", 0.5 + 0.5 * static_cast<double>(map.iteration) / map.iterations, true};
+      enqueue([this, ticket] { tsne_step(ticket); });
+    }
+    publish();
+  } catch (const std::exception& e) {
+    map.running = false;
+    models_->tsne.reset();
+    const c10::Error* torch_error = dynamic_cast<const c10::Error*>(&e);
+    const std::string text = torch_error ? torch_error->what_without_backtrace() : e.what();
+    fail("t-SNE: " + text.substr(0, text.find('\n')));
+  }
+}
+
+void Worker::compute_neurons(const NeuronRequest& request) {
+  enqueue_guarded("neurons", [this, request] { do_neurons(request); });
+}
+
+void Worker::do_neurons(const NeuronRequest& request) {
+  SuperposedModel& model = models_->require();
+  if (!models_->tokenizer) throw Error("neurons: no tokenizer was found for the experts");
+  if (request.max_documents < 0) {
+    throw Error("max documents must be >= 0 (0 = all), got " + std::to_string(request.max_documents));
+  }
+  const std::vector<Document> documents = read_data(request.data);
+  CaptureOptions options;
+  options.max_documents = request.max_documents;
+  options.progress = [this](int64_t done, int64_t total) {
+    draft_.job = JobProgress{"capturing for neurons", total > 0 ? 0.8 * done / total : -1.0, false};
+    publish();
+    return true;
+  };
+  draft_.job = JobProgress{"capturing for neurons", 0.0, false};
+  publish();
+  c10::InferenceMode inference;
+  Capture capture;
+  NeuronReport report;
+  try {
+    capture = capture_states(models_->base_files, models_->fine_files, model, documents, *models_->tokenizer, options);
+    draft_.job = JobProgress{"neuron statistics", 0.8, false};
+    publish();
+    NeuronReportOptions report_options;
+    report_options.diversity = request.diversity;
+    report_options.device = models_->device;
+    report = neuron_report(capture, report_options);
+  } catch (...) {
+    draft_.job.reset();
+    throw;
+  }
+  NeuronMaps maps;
+  maps.id = draft_.neurons ? draft_.neurons->id + 1 : 1;
+  maps.request = request;
+  maps.causal = capture.causal;
+  maps.rows = capture.rows();
+  maps.layers = report.layers;
+  auto add = [&](const std::string& statistic, const std::map<std::string, torch::Tensor>& per_model) {
+    for (const auto& [name, map] : per_model) {
+      if (!map.defined()) continue;
+      maps.maps[statistic][name] = to_floats(map);
+      maps.neurons = map.size(1);
+    }
+  };
+  add("normalized difference", report.normalized_difference);
+  add("sparsity", report.sparsity);
+  add("mean |activation|", report.mean_activation);
+  if (request.diversity) add("diversity", report.diversity);
+  for (const auto& [name, map] : report.normalized_difference) maps.models.push_back(name);
+  models_->neuron_capture = std::move(capture);
+  draft_.neurons = std::move(maps);
+  draft_.neuron_detail.reset();
+  draft_.job.reset();
+  publish();
+}
+
+void Worker::neuron_detail(const std::string& model_name, int64_t layer, int64_t neuron) {
+  enqueue_guarded("neuron_detail", [this, model_name, layer, neuron] {
+    if (!models_->neuron_capture) throw Error("neurons: compute the neuron maps first");
+    if (!models_->tokenizer) throw Error("neurons: no tokenizer was found for the experts");
+    const Capture& capture = *models_->neuron_capture;
+    const torch::Tensor acts = capture.tensor(Capture::residual_name(model_name, layer)).to(torch::kFloat32);  // (N,C)
+    NeuronDetail detail;
+    detail.model = model_name;
+    detail.layer = layer;
+    detail.neuron = neuron;
+    for (const NeuronContext& c : top_activations(acts, neuron, 12)) {
+      detail.contexts.push_back(token_source(capture, *models_->tokenizer, c.row));
+      detail.activations.push_back(static_cast<float>(c.activation));
+    }
+    const std::vector<float> column = to_floats(acts.select(1, neuron));
+    constexpr int kBins = 40;
+    detail.histogram.assign(kBins, 0.0f);
+    if (!column.empty()) {
+      detail.min = *std::min_element(column.begin(), column.end());
+      detail.max = *std::max_element(column.begin(), column.end());
+      const float width = std::max(detail.max - detail.min, 1e-12f);
+      for (float v : column) {
+        const int bin = std::clamp(static_cast<int>((v - detail.min) / width * kBins), 0, kBins - 1);
+        detail.histogram[static_cast<size_t>(bin)] += 1.0f;
+      }
+    }
+    draft_.neuron_detail = std::move(detail);
+    publish();
+  });
 }
 
 }  // namespace superpose::studio

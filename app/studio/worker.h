@@ -8,6 +8,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -132,6 +133,72 @@ struct SequenceAnalysis {
   std::vector<std::vector<TopToken>> lens;
 };
 
+// What run_tsne() maps: one layer's states of the chosen models over a
+// labeled JSONL set, every text token.
+struct TsneRequest {
+  int64_t layer = 6;  // state index 0..L
+  bool base = true, fine = true, superposition = true;
+  int64_t max_documents = 20;  // per domain; 0 = all
+  std::string data;            // JSONL path
+  double perplexity = 30.0;
+  int64_t iterations = 500;
+  int64_t chunk = 10;          // iterations per queued step
+};
+
+// Where a point of a map (t-SNE or neuron contexts) came from.
+struct TokenSource {
+  int64_t document = 0, position = 0;
+  std::string before, token, after;  // display form
+  std::string source;                // the document's "source", may be empty
+};
+
+// The t-SNE map being (or last) computed. Point p is capture row p % rows
+// of model p / rows.
+struct TsneMap {
+  uint64_t id = 0;  // counts run_tsne() commands that started
+  TsneRequest request;
+  int64_t iteration = 0, iterations = 0;
+  bool capturing = false;  // the capture is running (no embedding yet)
+  bool running = false, finished = false, cancelled = false;
+  bool causal = true;
+  int64_t rows = 0;                     // capture rows (text tokens)
+  std::vector<float> embedding;         // (P,2) row-major, P = models × rows
+  std::vector<int> categories;          // (P): index into category_names
+  std::vector<std::string> category_names;  // "base / en", ... (model × domain)
+  std::vector<TokenSource> sources;     // (rows)
+};
+
+// What compute_neurons() captures and summarises.
+struct NeuronRequest {
+  int64_t max_documents = 20;  // per domain; 0 = all
+  std::string data;            // JSONL path
+  bool diversity = false;      // slower: k-means over contexts
+};
+
+// Layer × neuron maps of the residual states 0..L-1 of base, fine and the
+// superposition, each (layers.size(), neurons) row-major.
+struct NeuronMaps {
+  uint64_t id = 0;
+  NeuronRequest request;
+  bool causal = true;
+  int64_t rows = 0, neurons = 0;
+  std::vector<std::string> models;
+  std::vector<int64_t> layers;
+  // statistic name -> model -> map; statistics: "normalized difference",
+  // "sparsity", "mean |activation|", "diversity" (when computed).
+  std::map<std::string, std::map<std::string, std::vector<float>>> maps;
+};
+
+// One neuron's top contexts and activation histogram (neuron_detail()).
+struct NeuronDetail {
+  std::string model;
+  int64_t layer = 0, neuron = 0;
+  std::vector<TokenSource> contexts;  // highest activation first
+  std::vector<float> activations;     // of `contexts`
+  std::vector<float> histogram;       // counts per bin over every row
+  float min = 0.0f, max = 0.0f;       // the histogram's range
+};
+
 // A long job in progress.
 struct JobProgress {
   std::string name;        // "loading /path", "generating", "analysing"
@@ -161,6 +228,9 @@ struct Snapshot {
   GenerationState generation;
   std::optional<SequenceAnalysis> analysis;  // absent until analyse_sequence() succeeds
   std::optional<JobProgress> job;            // absent when idle
+  std::optional<TsneMap> tsne;               // absent until run_tsne()
+  std::optional<NeuronMaps> neurons;         // absent until compute_neurons() succeeds
+  std::optional<NeuronDetail> neuron_detail;
 };
 
 // Where and how load_superposition() / load_experts() put the models.
@@ -238,6 +308,20 @@ class Worker {
   // position: the lens' position, < 0 = the last one.
   void analyse_sequence(int64_t position = -1);
 
+  // Captures request.layer of the chosen models over request.data and runs
+  // t-SNE on the worker's device, `chunk` iterations per queued command (α
+  // and other commands interleave), publishing the embedding after each.
+  // Returns the TsneMap::id it will carry.
+  uint64_t run_tsne(const TsneRequest& request);
+  void cancel_tsne();  // ends the latest run_tsne() before its next chunk
+  // Stops generation and t-SNE (the status bar's Cancel).
+  void cancel_jobs();
+  // Captures every residual state of the three models over request.data
+  // and computes the layer × neuron maps; keeps the capture for neuron_detail().
+  void compute_neurons(const NeuronRequest& request);
+  // Top contexts and histogram of one neuron of the last neuron capture.
+  void neuron_detail(const std::string& model, int64_t layer, int64_t neuron);
+
  private:
   struct Models;      // worker-thread state: models, tokenizer, generation
   void run();
@@ -255,6 +339,9 @@ class Worker {
                              const std::filesystem::path& base, const std::filesystem::path& fine);
   void do_generate(uint64_t ticket, const std::string& prompt, const GenerationSettings& settings);
   void do_analyse(int64_t position);
+  void do_tsne(uint64_t ticket, const TsneRequest& request);
+  void tsne_step(uint64_t ticket);
+  void do_neurons(const NeuronRequest& request);
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
@@ -267,6 +354,8 @@ class Worker {
   // every generation whose ticket is <= stop_ticket_.
   std::atomic<uint64_t> generate_tickets_{0};
   std::atomic<uint64_t> stop_ticket_{0};
+  std::atomic<uint64_t> tsne_tickets_{0};
+  std::atomic<uint64_t> tsne_cancel_{0};
 
   // Worker-thread only.
   Snapshot draft_;

@@ -30,6 +30,17 @@ Session full_session() {
   s.settings.stop_at_eos = false;
   s.panels.generate = false;
   s.panels.tensors = true;
+  s.panels.tsne = true;
+  s.panels.neurons = true;
+  s.tsne.layer = 3;
+  s.tsne.fine = false;
+  s.tsne.max_documents = 7;
+  s.tsne.data = "/data/held-out.jsonl";
+  s.tsne.perplexity = 12.5;
+  s.tsne.iterations = 250;
+  s.neurons.max_documents = 9;
+  s.neurons.data = "/data/other.jsonl";
+  s.neurons.diversity = true;
   return s;
 }
 
@@ -151,6 +162,21 @@ TEST(AlphaHistory, UndoesAndRedoesWholeAlphas) {
   EXPECT_TRUE(history.take_redo({0.7f}).empty());
   for (size_t i = 0; i < AlphaHistory::kLimit + 10; ++i) history.record({0.0f});
   EXPECT_EQ(history.undo.size(), AlphaHistory::kLimit);
+}
+
+TEST(Session, AnalysisPanelSettingsAreCheckedWhenRead) {
+  nlohmann::json j = session_to_json(full_session());
+  j["tsne"]["iterations"] = 0;
+  EXPECT_NE(message_of(j).find("s.json.tsne.iterations"), std::string::npos) << message_of(j);
+  j = session_to_json(full_session());
+  j["tsne"]["colour"] = "red";
+  EXPECT_NE(message_of(j).find("unknown key 'colour'"), std::string::npos) << message_of(j);
+  j = session_to_json(full_session());
+  j["neurons"]["max_documents"] = -1;
+  EXPECT_NE(message_of(j).find("s.json.neurons.max_documents"), std::string::npos) << message_of(j);
+  j = session_to_json(full_session());
+  j["panels"]["tsne"] = 1;
+  EXPECT_NE(message_of(j).find("s.json.panels.tsne"), std::string::npos) << message_of(j);
 }
 
 }  // namespace

@@ -169,5 +169,108 @@ TEST(StudioScript, GeneratesSteersExportsAndRestoresASession) {
   }
 }
 
+
+// The analysis panels driven by a script: a small t-SNE published chunk by
+// chunk, a lasso selection, the map's export, the neuron maps with one
+// neuron's contexts, and a screenshot with both panels open.
+TEST(StudioScript, RunsTsneAndNeuronMapsInTheirPanels) {
+  if (std::getenv("DISPLAY") == nullptr) GTEST_SKIP() << "no DISPLAY: run under xvfb-run (ctest does)";
+  superpose::testing::TempDir temp;
+  const std::string dir = superpose::testing::save_tiny_superposition(temp / "tiny");
+  const fs::path png = temp / "analysis.png";
+  constexpr int kMaxFrames = 200000;
+  int phase = 0;
+  uint64_t tsne_id = 0;
+  std::vector<int64_t> iterations;  // distinct iterations seen by the frames, in order
+  std::vector<std::string> failures;
+  auto check = [&](bool ok, const std::string& what) {
+    if (!ok) failures.push_back(what);
+    return ok;
+  };
+
+  StudioOptions options;
+  options.superposition_dir = dir;
+  options.device = "cpu";
+  options.screenshot = png;
+  options.frames = 5;
+  options.script = [&](ScriptFrame& f) {
+    if (f.frame > kMaxFrames) return check(false, "timed out in phase " + std::to_string(phase) + ": " + f.snapshot.message);
+    const Snapshot& now = f.snapshot;
+    if (now.errors > 0) return check(false, "error: " + now.message);
+    if (now.tsne && now.tsne->id == tsne_id && !now.tsne->capturing &&
+        (iterations.empty() || iterations.back() != now.tsne->iteration)) {
+      iterations.push_back(now.tsne->iteration);
+    }
+    switch (phase) {
+      case 0:  // loaded: open the panels and run a small t-SNE
+        if (!now.superposition) return true;
+        f.state.panels.tsne = f.state.panels.neurons = true;
+        f.state.tsne.request.layer = 1;
+        f.state.tsne.request.max_documents = 1;
+        f.state.tsne.request.perplexity = 10.0;
+        f.state.tsne.request.iterations = 100;
+        f.state.tsne.export_path = (temp / "tsne").string();
+        tsne_id = f.worker.run_tsne(f.state.tsne.request);
+        phase = 1;
+        return true;
+      case 1: {  // finished: select the left half, export, compute the neuron maps
+        if (f.worker.busy() || !now.tsne || now.tsne->id != tsne_id || now.tsne->running) return true;
+        const TsneMap& map = *now.tsne;
+        check(map.finished && map.iteration == 100, "t-SNE ended at iteration " + std::to_string(map.iteration));
+        float x0 = 1e30f, x1 = -1e30f, y0 = 1e30f, y1 = -1e30f;
+        for (size_t i = 0; i + 1 < map.embedding.size(); i += 2) {
+          x0 = std::min(x0, map.embedding[i]), x1 = std::max(x1, map.embedding[i]);
+          y0 = std::min(y0, map.embedding[i + 1]), y1 = std::max(y1, map.embedding[i + 1]);
+        }
+        const float xm = 0.5f * (x0 + x1);
+        f.state.tsne.selected = points_in_polygon(map, {x0 - 1, y0 - 1, xm, y0 - 1, xm, y1 + 1, x0 - 1, y1 + 1});
+        f.state.tsne.selected_map = map.id;
+        check(!f.state.tsne.selected.empty(), "the lasso selected nothing");
+        check(export_tsne(f.state, now), "export: " + f.state.app_message);
+        f.state.neurons.request.max_documents = 1;
+        f.worker.compute_neurons(f.state.neurons.request);
+        phase = 2;
+        return true;
+      }
+      case 2:  // maps computed: ask for one neuron's contexts
+        if (f.worker.busy() || !now.neurons) return true;
+        f.worker.neuron_detail("superposition", 1, 0);
+        phase = 3;
+        return true;
+      case 3:
+        if (f.worker.busy() || !now.neuron_detail) return true;
+        f.state.neurons.model = "superposition - base";
+        phase = 4;
+        return true;
+      default:
+        return false;
+    }
+  };
+  ASSERT_EQ(run_studio(options), 0);
+  for (const auto& failure : failures) ADD_FAILURE() << failure;
+  EXPECT_EQ(phase, 4);
+  // The frames saw the map grow: several iterations, increasing.
+  EXPECT_GE(iterations.size(), 2u);
+  for (size_t i = 1; i < iterations.size(); ++i) EXPECT_GT(iterations[i], iterations[i - 1]);
+  EXPECT_EQ(head(temp / "tsne.pdf", 5), "%PDF-");
+  EXPECT_EQ(head(temp / "tsne.png", 8), std::string("\x89PNG\r\n\x1a\n", 8));
+
+  int width = 0, height = 0, channels = 0;
+  unsigned char* pixels = stbi_load(png.c_str(), &width, &height, &channels, 3);
+  ASSERT_NE(pixels, nullptr) << png;
+  size_t differing = 0, light = 0;
+  for (int i = 0; i < width * height; ++i) {
+    differing += pixels[3 * i] != pixels[0] || pixels[3 * i + 1] != pixels[1] || pixels[3 * i + 2] != pixels[2];
+    light += pixels[3 * i] >= 240 && pixels[3 * i + 1] >= 240 && pixels[3 * i + 2] >= 240;  // the plot's background
+  }
+  stbi_image_free(pixels);
+  EXPECT_GT(differing, static_cast<size_t>(width * height / 4)) << "screenshot looks blank";
+  EXPECT_GT(light, static_cast<size_t>(10000)) << "no t-SNE plot in the screenshot";
+  if (const char* keep = std::getenv("SUPERPOSE_KEEP_SCREENSHOT")) {
+    superpose::testing::copy_file(png, std::string(keep) + ".analysis.png");
+    superpose::testing::copy_file(temp / "tsne.png", std::string(keep) + ".tsne.png");
+  }
+}
+
 }  // namespace
 }  // namespace superpose::studio
