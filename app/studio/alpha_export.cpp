@@ -1,6 +1,8 @@
 // α figure: lines over layers, plus a heat map for 2D α.
 #include "app/studio/alpha_export.h"
 
+#include "app/studio/app_state.h"
+
 #include "model/errors.h"
 
 namespace superpose::studio {
@@ -64,10 +66,8 @@ Figure alpha_figure(const SuperpositionInfo& info) {
   return figure;
 }
 
-std::vector<std::filesystem::path> export_alpha_figure(const SuperpositionInfo& info,
-                                                       const std::filesystem::path& base) {
-  if (base.empty() || base.filename().empty()) throw Error("export", "give a file name for the α figure");
-  const Figure figure = alpha_figure(info);
+std::vector<std::filesystem::path> export_figure(const Figure& figure, const std::filesystem::path& base) {
+  if (base.empty() || base.filename().empty()) throw Error("export", "give a file name for the figure");
   std::vector<std::filesystem::path> written;
   for (const char* extension : {".pdf", ".png", ".csv"}) {
     std::filesystem::path out = base;
@@ -80,6 +80,25 @@ std::vector<std::filesystem::path> export_alpha_figure(const SuperpositionInfo& 
     written.push_back(out);
   }
   return written;
+}
+
+std::vector<std::filesystem::path> export_alpha_figure(const SuperpositionInfo& info,
+                                                       const std::filesystem::path& base) {
+  if (base.empty() || base.filename().empty()) throw Error("export", "give a file name for the α figure");
+  return export_figure(alpha_figure(info), base);
+}
+
+bool report_export(AppState& state, const std::function<std::vector<std::filesystem::path>()>& write) {
+  try {
+    const auto written = write();
+    state.app_message = "Exported " + written[0].string() + ", .png and .csv";
+    state.app_error = false;
+    return true;
+  } catch (const std::exception& e) {
+    state.app_message = e.what();
+    state.app_error = true;
+    return false;
+  }
 }
 
 }  // namespace superpose::studio

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <vector>
 
 #include "analysis/figure.h"
@@ -18,6 +19,16 @@ Figure alpha_figure(const SuperpositionInfo& info);
 // replaced) and returns the three paths. Throws Error naming the file.
 std::vector<std::filesystem::path> export_alpha_figure(const SuperpositionInfo& info,
                                                        const std::filesystem::path& base);
+
+// Writes any figure as <base>.pdf, <base>.png and <base>.csv (an extension
+// of `base` is replaced) and returns the three paths. Throws Error naming the
+// file, or Error("export", ...) for an empty name.
+std::vector<std::filesystem::path> export_figure(const Figure& figure, const std::filesystem::path& base);
+
+// Runs an export and reports it in the status line: "Exported <pdf>, .png
+// and .csv", or the error in red. Returns whether it worked.
+struct AppState;
+bool report_export(AppState& state, const std::function<std::vector<std::filesystem::path>()>& write);
 
 // Mean over dimensions: L values from L or L·C (row-major).
 std::vector<float> alpha_per_layer(const std::vector<float>& alpha, const std::vector<int64_t>& shape);

@@ -102,16 +102,7 @@ bool export_alpha(AppState& state, const Snapshot& snapshot) {
     state.app_error = true;
     return false;
   }
-  try {
-    const auto written = export_alpha_figure(*snapshot.superposition, state.export_path);
-    state.app_message = "Exported " + written[0].string() + ", .png and .csv";
-    state.app_error = false;
-    return true;
-  } catch (const std::exception& e) {
-    state.app_message = e.what();
-    state.app_error = true;
-    return false;
-  }
+  return report_export(state, [&] { return export_alpha_figure(*snapshot.superposition, state.export_path); });
 }
 
 void AlphaPanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker) {

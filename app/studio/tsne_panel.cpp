@@ -15,6 +15,7 @@
 
 #include "analysis/figure.h"
 #include "analysis/paper_figures.h"
+#include "app/studio/alpha_export.h"
 #include "app/studio/panels.h"
 
 namespace superpose::studio {
@@ -105,7 +106,7 @@ std::vector<int> points_in_polygon(const TsneMap& map, const std::vector<float>&
 }
 
 bool export_tsne(AppState& state, const Snapshot& snapshot) {
-  try {
+  return report_export(state, [&] {
     if (!snapshot.tsne || snapshot.tsne->embedding.empty()) throw std::runtime_error("no t-SNE map to export yet");
     const TsneMap& map = *snapshot.tsne;
     const auto points = static_cast<int64_t>(map.embedding.size() / 2);
@@ -115,18 +116,8 @@ bool export_tsne(AppState& state, const Snapshot& snapshot) {
                                 "t-SNE of state " + std::to_string(map.request.layer) + " (iteration " +
                                     std::to_string(map.iteration) + ")");
     if (!map.causal) mark_non_causal(figure);
-    const std::string& base = state.tsne.export_path;
-    render_figure(figure, base + ".pdf");
-    render_figure(figure, base + ".png");
-    write_figure_data(figure, base + ".csv");
-    state.app_message = "Exported " + base + ".pdf, .png and .csv";
-    state.app_error = false;
-    return true;
-  } catch (const std::exception& e) {
-    state.app_message = e.what();
-    state.app_error = true;
-    return false;
-  }
+    return export_figure(figure, state.tsne.export_path);
+  });
 }
 
 TsnePanel::~TsnePanel() = default;
