@@ -18,9 +18,12 @@ struct PanelVisibility {
   bool tensors = false;
   bool tsne = false;
   bool neurons = false;
+  bool trajectories = false;
+  bool metrics = false;
   bool operator==(const PanelVisibility& o) const {
     return generate == o.generate && alpha == o.alpha && layers == o.layers && model == o.model &&
-           tensors == o.tensors && tsne == o.tsne && neurons == o.neurons;
+           tensors == o.tensors && tsne == o.tsne && neurons == o.neurons && trajectories == o.trajectories &&
+           metrics == o.metrics;
   }
 };
 
@@ -93,6 +96,38 @@ struct NeuronUi {
   float threshold = 0.05f;              // polysemantic: normalized difference below this
 };
 
+// The Trajectories panel: what to capture, which model's token trajectories
+// to draw, and whether they follow α.
+struct TrajectoryUi {
+  TrajectoryRequest request = [] {
+    TrajectoryRequest r;
+    r.data = default_data_path();
+    return r;
+  }();
+  // Re-project the current sequence after each α, autoencoder or sequence change.
+  bool follow_alpha = true;
+  std::string token_model = "superposition";  // a model of the map, or "none"
+  std::string export_path = "trajectories";   // Export writes <path>.pdf, .png and .csv
+  // What the last token projection was asked for (Follow α compares against it).
+  std::vector<float> requested_alpha;
+  std::vector<bool> requested_autoencoders;
+  uint64_t requested_generation = 0;
+  size_t requested_length = 0;
+  uint64_t requested_map = 0;
+};
+
+// The Metrics panel: the evaluation's settings, the model whose per-layer
+// distances are plotted, and where figures go.
+struct MetricsUi {
+  EvalRequest request = [] {
+    EvalRequest r;
+    r.data = default_data_path();
+    return r;
+  }();
+  std::string l2_model = "superposition";
+  std::string export_path = "metrics";  // perplexity: <path>-perplexity.*, L2: <path>-l2.*
+};
+
 // Plain UI state: window visibility, inputs, selections. Frames are a
 // function of this and the current Snapshot.
 struct AppState {
@@ -124,6 +159,8 @@ struct AppState {
   // --- analysis panels ------------------------------------------------
   TsneUi tsne;
   NeuronUi neurons;
+  TrajectoryUi trajectories;
+  MetricsUi metrics;
 
   // --- sessions and messages --------------------------------------------
   std::string session_path = "session.json";

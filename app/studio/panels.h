@@ -63,6 +63,19 @@ struct NeuronsPanel {
   void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
 };
 
+// Mean-state trajectories across layers (one line per model × domain) on a
+// PCA plane, with the current sequence's token trajectories in grey, hover
+// and Export.
+struct TrajectoriesPanel {
+  void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
+};
+
+// The evaluation table (perplexity with 95% interval, accuracy, JSD, cosine,
+// MSE per model × domain), per-layer L2 distances per domain, and Export.
+struct MetricsPanel {
+  void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
+};
+
 // A strip along the bottom: device, model, causal flag, job with Cancel and
 // the last error.
 struct StatusBar {
@@ -77,6 +90,12 @@ void redo_alpha(AppState& state, const Snapshot& snapshot, Worker& worker);  // 
 bool export_alpha(AppState& state, const Snapshot& snapshot);
 // Writes the current t-SNE map to state.tsne.export_path .pdf, .png and .csv.
 bool export_tsne(AppState& state, const Snapshot& snapshot);
+// Writes the trajectory figure to state.trajectories.export_path .pdf, .png and .csv.
+bool export_trajectories(AppState& state, const Snapshot& snapshot);
+// Write the perplexity / per-layer L2 figures of the last evaluation to
+// state.metrics.export_path + "-perplexity" / "-l2" (.pdf, .png, .csv).
+bool export_perplexity(AppState& state, const Snapshot& snapshot);
+bool export_l2_distances(AppState& state, const Snapshot& snapshot);
 // The points of `map` inside the polygon (x, y pairs in map coordinates).
 std::vector<int> points_in_polygon(const TsneMap& map, const std::vector<float>& polygon);
 

@@ -54,7 +54,11 @@ bool Session::operator==(const Session& o) const {
          tsne.superposition == o.tsne.superposition && tsne.max_documents == o.tsne.max_documents &&
          tsne.data == o.tsne.data && tsne.perplexity == o.tsne.perplexity && tsne.iterations == o.tsne.iterations &&
          neurons.max_documents == o.neurons.max_documents && neurons.data == o.neurons.data &&
-         neurons.diversity == o.neurons.diversity;
+         neurons.diversity == o.neurons.diversity && trajectories.max_documents == o.trajectories.max_documents &&
+         trajectories.data == o.trajectories.data && trajectories.base == o.trajectories.base &&
+         trajectories.fine == o.trajectories.fine && trajectories.superposition == o.trajectories.superposition &&
+         follow_alpha == o.follow_alpha && metrics.max_documents == o.metrics.max_documents &&
+         metrics.data == o.metrics.data && metrics.models == o.metrics.models;
 }
 
 json session_to_json(const Session& s) {
@@ -80,7 +84,9 @@ json session_to_json(const Session& s) {
                  {"model", s.panels.model},
                  {"tensors", s.panels.tensors},
                  {"tsne", s.panels.tsne},
-                 {"neurons", s.panels.neurons}};
+                 {"neurons", s.panels.neurons},
+                 {"trajectories", s.panels.trajectories},
+                 {"metrics", s.panels.metrics}};
   j["tsne"] = {{"layer", s.tsne.layer},
                {"base", s.tsne.base},
                {"fine", s.tsne.fine},
@@ -92,11 +98,19 @@ json session_to_json(const Session& s) {
   j["neurons"] = {{"max_documents", s.neurons.max_documents},
                   {"data", s.neurons.data},
                   {"diversity", s.neurons.diversity}};
+  j["trajectories"] = {{"max_documents", s.trajectories.max_documents},
+                       {"data", s.trajectories.data},
+                       {"base", s.trajectories.base},
+                       {"fine", s.trajectories.fine},
+                       {"superposition", s.trajectories.superposition},
+                       {"follow_alpha", s.follow_alpha}};
+  j["metrics"] = {{"max_documents", s.metrics.max_documents}, {"data", s.metrics.data}, {"models", s.metrics.models}};
   return j;
 }
 
 Session session_from_json(const json& j, const std::string& where) {
-  require_object(j, where, {"version", "models", "alpha", "autoencoders", "prompt", "sampling", "panels", "tsne", "neurons"});
+  require_object(j, where, {"version", "models", "alpha", "autoencoders", "prompt", "sampling", "panels", "tsne", "neurons",
+                          "trajectories", "metrics"});
   Session s;
   int64_t version = 1;
   read(j, "version", version, where);
@@ -160,7 +174,7 @@ Session session_from_json(const json& j, const std::string& where) {
   if (j.contains("panels")) {
     const std::string at = where + ".panels";
     const json& p = j.at("panels");
-    require_object(p, at, {"generate", "alpha", "layers", "model", "tensors", "tsne", "neurons"});
+    require_object(p, at, {"generate", "alpha", "layers", "model", "tensors", "tsne", "neurons", "trajectories", "metrics"});
     read(p, "generate", s.panels.generate, at);
     read(p, "alpha", s.panels.alpha, at);
     read(p, "layers", s.panels.layers, at);
@@ -168,6 +182,8 @@ Session session_from_json(const json& j, const std::string& where) {
     read(p, "tensors", s.panels.tensors, at);
     read(p, "tsne", s.panels.tsne, at);
     read(p, "neurons", s.panels.neurons, at);
+    read(p, "trajectories", s.panels.trajectories, at);
+    read(p, "metrics", s.panels.metrics, at);
   }
   if (j.contains("tsne")) {
     const std::string at = where + ".tsne";
@@ -194,6 +210,30 @@ Session session_from_json(const json& j, const std::string& where) {
     read(n, "data", s.neurons.data, at);
     read(n, "diversity", s.neurons.diversity, at);
     if (s.neurons.max_documents < 0) throw Error(at + ".max_documents", "must be >= 0 (0 = all)");
+  }
+  if (j.contains("trajectories")) {
+    const std::string at = where + ".trajectories";
+    const json& t = j.at("trajectories");
+    require_object(t, at, {"max_documents", "data", "base", "fine", "superposition", "follow_alpha"});
+    read(t, "max_documents", s.trajectories.max_documents, at);
+    read(t, "data", s.trajectories.data, at);
+    read(t, "base", s.trajectories.base, at);
+    read(t, "fine", s.trajectories.fine, at);
+    read(t, "superposition", s.trajectories.superposition, at);
+    read(t, "follow_alpha", s.follow_alpha, at);
+    if (s.trajectories.max_documents < 0) throw Error(at + ".max_documents", "must be >= 0 (0 = all)");
+  }
+  if (j.contains("metrics")) {
+    const std::string at = where + ".metrics";
+    const json& m = j.at("metrics");
+    require_object(m, at, {"max_documents", "data", "models"});
+    read(m, "max_documents", s.metrics.max_documents, at);
+    read(m, "data", s.metrics.data, at);
+    read(m, "models", s.metrics.models, at);
+    if (s.metrics.max_documents < 0) throw Error(at + ".max_documents", "must be >= 0 (0 = all)");
+    if (s.metrics.models.find_first_not_of(" ,") == std::string::npos) {
+      throw Error(at + ".models", "name at least one model");
+    }
   }
   return s;
 }
@@ -233,6 +273,9 @@ Session capture_session(const AppState& state, const Snapshot& snapshot) {
   s.panels = state.panels;
   s.tsne = state.tsne.request;
   s.neurons = state.neurons.request;
+  s.trajectories = state.trajectories.request;
+  s.follow_alpha = state.trajectories.follow_alpha;
+  s.metrics = state.metrics.request;
   return s;
 }
 
@@ -248,6 +291,14 @@ void apply_session(const Session& session, AppState& state, Worker& worker) {
   state.tsne.request = session.tsne;
   state.tsne.request.chunk = chunk;
   state.neurons.request = session.neurons;
+  state.trajectories.request = session.trajectories;
+  state.trajectories.follow_alpha = session.follow_alpha;
+  {
+    const EvalRequest kept = state.metrics.request;  // seq_len and batch_size are not saved
+    state.metrics.request = session.metrics;
+    state.metrics.request.seq_len = kept.seq_len;
+    state.metrics.request.batch_size = kept.batch_size;
+  }
   state.alpha_history = {};
   state.alpha_edit.clear();
   state.selected_token = -1;

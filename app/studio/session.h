@@ -10,10 +10,13 @@
 //    "sampling": {"max_new_tokens": 50, "temperature": 1.0, "top_k": 0, "top_p": 1.0,
 //                 "seed": 0, "greedy": false, "stop_at_eos": true},
 //    "panels": {"generate": true, "alpha": true, "layers": true, "model": false, "tensors": false,
-//               "tsne": false, "neurons": false},
+//               "tsne": false, "neurons": false, "trajectories": false, "metrics": false},
 //    "tsne": {"layer": 6, "base": true, "fine": true, "superposition": true, "max_documents": 20,
 //             "data": PATH, "perplexity": 30.0, "iterations": 500},
-//    "neurons": {"max_documents": 20, "data": PATH, "diversity": false}}
+//    "neurons": {"max_documents": 20, "data": PATH, "diversity": false},
+//    "trajectories": {"max_documents": 20, "data": PATH, "base": true, "fine": true,
+//                     "superposition": true, "follow_alpha": true},
+//    "metrics": {"max_documents": 20, "data": PATH, "models": "base,fine,..."}}
 // "superposition" may be empty when "base" and "fine" name a pair loaded
 // without a checkpoint. Missing keys take defaults; unknown keys and wrong
 // types are errors.
@@ -42,6 +45,9 @@ struct Session {
   PanelVisibility panels;
   TsneRequest tsne = TsneUi().request;         // the t-SNE panel's settings (chunk is not saved)
   NeuronRequest neurons = NeuronUi().request;  // the Neurons panel's settings
+  TrajectoryRequest trajectories = TrajectoryUi().request;  // the Trajectories panel's settings
+  bool follow_alpha = TrajectoryUi().follow_alpha;
+  EvalRequest metrics = MetricsUi().request;  // the Metrics panel's settings (seq_len, batch_size not saved)
   bool operator==(const Session& o) const;
   bool operator!=(const Session& o) const { return !(*this == o); }
 };

@@ -120,6 +120,8 @@ void main_menu(AppState& state, const Snapshot& snapshot, Worker& worker) {
     ImGui::Separator();
     ImGui::MenuItem("t-SNE", nullptr, &state.panels.tsne);
     ImGui::MenuItem("Neurons", nullptr, &state.panels.neurons);
+    ImGui::MenuItem("Trajectories", nullptr, &state.panels.trajectories);
+    ImGui::MenuItem("Metrics", nullptr, &state.panels.metrics);
     ImGui::EndMenu();
   }
   ImGui::EndMainMenuBar();
@@ -187,6 +189,8 @@ int run_studio(const StudioOptions& options) {
   LayersPanel layers_panel;
   TsnePanel tsne_panel;
   NeuronsPanel neurons_panel;
+  TrajectoriesPanel trajectories_panel;
+  MetricsPanel metrics_panel;
   StatusBar status_bar;
 
   int frame = 0;
@@ -234,6 +238,12 @@ int run_studio(const StudioOptions& options) {
     ImGui::SetNextWindowPos(ImVec2(w * 0.20f, top + h * 0.50f), ImGuiCond_FirstUseEver);
     ImGui::SetNextWindowSize(ImVec2(w * 0.60f, h * 0.48f), ImGuiCond_FirstUseEver);
     neurons_panel.draw(state, *snapshot, worker);
+    ImGui::SetNextWindowPos(ImVec2(w * 0.05f, top + 40.0f), ImGuiCond_FirstUseEver);
+    ImGui::SetNextWindowSize(ImVec2(w * 0.45f, h * 0.60f), ImGuiCond_FirstUseEver);
+    trajectories_panel.draw(state, *snapshot, worker);
+    ImGui::SetNextWindowPos(ImVec2(w * 0.50f, top + 60.0f), ImGuiCond_FirstUseEver);
+    ImGui::SetNextWindowSize(ImVec2(w * 0.48f, h * 0.60f), ImGuiCond_FirstUseEver);
+    metrics_panel.draw(state, *snapshot, worker);
     status_bar.draw(state, *snapshot, worker);
     ImGui::Render();
 

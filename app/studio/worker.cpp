@@ -11,9 +11,11 @@
 #include <torch/torch.h>
 
 #include "analysis/capture.h"
+#include "analysis/eval.h"
 #include "analysis/neuron_report.h"
 #include "analysis/neurons.h"
 #include "analysis/state_recorder.h"
+#include "analysis/trajectory.h"
 #include "analysis/tsne.h"
 #include "model/dataset.h"
 #include "model/device.h"
@@ -149,6 +151,7 @@ struct Worker::Models {
   };
   std::unique_ptr<TsneRun> tsne;
   std::optional<Capture> neuron_capture;  // the last compute_neurons() capture
+  std::optional<TrajectoryMap> trajectory_map;  // the last compute_trajectories() map
 
   SuperposedModel& require() {
     if (model.is_empty()) throw Error("no superposition is loaded: load one first");
@@ -326,6 +329,8 @@ void Worker::do_load_superposition(const std::filesystem::path& dir, const LoadS
     models_->fine_files = loaded.fine;
     models_->tsne.reset();
     models_->neuron_capture.reset();
+    models_->trajectory_map.reset();
+    draft_.trajectories.reset();
     models_->device = device;
     models_->tokenizer = std::move(tokenizer);
 
@@ -805,6 +810,7 @@ void Worker::cancel_tsne() {
 void Worker::cancel_jobs() {
   stop_generation();
   cancel_tsne();
+  cancel_eval();
 }
 
 void Worker::do_tsne(uint64_t ticket, const TsneRequest& request) {
@@ -1023,6 +1029,175 @@ void Worker::neuron_detail(const std::string& model_name, int64_t layer, int64_t
     draft_.neuron_detail = std::move(detail);
     publish();
   });
+}
+
+// --- trajectories and evaluation ----------------------------------------------
+
+void Worker::compute_trajectories(const TrajectoryRequest& request) {
+  enqueue_guarded("trajectories", [this, request] { do_trajectories(request); });
+}
+
+void Worker::compute_token_trajectories() {
+  enqueue_guarded("token trajectories", [this] { do_token_trajectories(); });
+}
+
+void Worker::do_trajectories(const TrajectoryRequest& request) {
+  SuperposedModel& model = models_->require();
+  if (!models_->tokenizer) throw Error("trajectories: no tokenizer was found for the experts");
+  if (request.max_documents < 0) {
+    throw Error("max documents must be >= 0 (0 = all), got " + std::to_string(request.max_documents));
+  }
+  CaptureOptions options;
+  if (request.base) options.models.push_back(CaptureModel::kBase);
+  if (request.fine) options.models.push_back(CaptureModel::kFine);
+  if (request.superposition) options.models.push_back(CaptureModel::kSuperposition);
+  if (options.models.empty()) throw Error("trajectories: choose at least one model");
+  options.positions.mode = CapturePositions::kMean;
+  options.max_documents = request.max_documents;
+  options.progress = [this](int64_t done, int64_t total) {
+    draft_.job = JobProgress{"capturing for trajectories", total > 0 ? 0.9 * done / total : -1.0, false};
+    publish();
+    return true;
+  };
+  const std::vector<Document> documents = read_data(request.data);
+  draft_.job = JobProgress{"capturing for trajectories", 0.0, false};
+  publish();
+  c10::InferenceMode inference;
+  TrajectoryMap map;
+  try {
+    const Capture capture =
+        capture_states(models_->base_files, models_->fine_files, model, documents, *models_->tokenizer, options);
+    map = mean_trajectories(capture, 2);
+  } catch (...) {
+    draft_.job.reset();
+    throw;
+  }
+  Trajectories out;
+  out.id = draft_.trajectories ? draft_.trajectories->id + 1 : 1;
+  out.request = request;
+  out.causal = model->causal();
+  out.layers = map.layers;
+  for (int k = 0; k < 2; ++k) {
+    out.explained[k] = map.pca.total_variance > 0
+                           ? map.pca.explained_variance[k].item<double>() / map.pca.total_variance
+                           : 0.0;
+  }
+  for (const TrajectoryLine& line : map.lines) {
+    out.lines.push_back({line.model, line.domain, line.label, line.rows, to_floats(line.points)});  // (S,2)
+  }
+  models_->trajectory_map = std::move(map);
+  draft_.trajectories = std::move(out);
+  draft_.job.reset();
+  do_token_trajectories();  // publishes
+}
+
+void Worker::do_token_trajectories() {
+  if (!models_->trajectory_map || !draft_.trajectories) return;
+  Trajectories& out = *draft_.trajectories;
+  out.tokens.clear();
+  out.token_texts.clear();
+  out.token_alpha.clear();
+  out.generation_id = 0;
+  ++out.token_version;
+  if (!models_->generation || models_->generation->generator->sequence().empty()) {
+    publish();
+    return;
+  }
+  SuperposedModel& model = models_->require();
+  const TrajectoryMap& map = *models_->trajectory_map;
+  const std::vector<int64_t> ids = models_->generation->generator->sequence();
+  c10::InferenceMode inference;
+  const auto input = torch::tensor(ids, torch::kLong).view({1, -1}).to(models_->device);  // (1,T)
+  // The map's models in its line order, each once.
+  std::vector<std::string> names;
+  for (const TrajectoryLine& line : map.lines) {
+    if (std::find(names.begin(), names.end(), line.model) == names.end()) names.push_back(line.model);
+  }
+  for (const std::string& name : names) {
+    const bool superposed = name == "superposition";
+    const Site site = superposed ? Site::kState : Site::kResidual;
+    StateRecorder recorder({site});
+    if (superposed) {
+      model->forward(input, nullptr, &recorder);  // the α in force for every position
+    } else {
+      (name == "base" ? models_->base : models_->fine)->forward(input, nullptr, &recorder);
+    }
+    std::vector<torch::Tensor> per_layer_states;
+    for (int64_t i : map.layers) per_layer_states.push_back(recorder.at(site, i)[0]);  // (T,C)
+    const auto states = torch::stack(per_layer_states, 1);                              // (T,S,C)
+    out.tokens.push_back({name, to_floats(project_trajectories(map, states))});        // (T,S,2)
+  }
+  const Tokenizer* tokenizer = models_->tokenizer ? &*models_->tokenizer : nullptr;
+  for (int64_t id : ids) out.token_texts.push_back(tokenizer != nullptr ? display_text(tokenizer->token_bytes(id)) : "");
+  out.token_alpha = per_layer(model->effective_alpha());
+  out.generation_id = models_->generation->ticket;
+  publish();
+}
+
+uint64_t Worker::run_eval(const EvalRequest& request) {
+  const uint64_t ticket = eval_tickets_.fetch_add(1) + 1;
+  enqueue_guarded("eval", [this, ticket, request] { do_eval(ticket, request); });
+  return ticket;
+}
+
+void Worker::cancel_eval() { eval_cancel_.store(eval_tickets_.load()); }
+
+void Worker::do_eval(uint64_t ticket, const EvalRequest& request) {
+  SuperposedModel& model = models_->require();
+  if (!models_->tokenizer) throw Error("eval: no tokenizer was found for the experts");
+  EvalResults results;
+  results.id = ticket;
+  results.request = request;
+  if (ticket <= eval_cancel_.load()) {
+    results.cancelled = true;
+    draft_.eval = std::move(results);
+    publish();
+    return;
+  }
+  EvalOptions options;
+  options.max_documents = request.max_documents;
+  options.seq_len = request.seq_len > 0 ? request.seq_len : std::min<int64_t>(128, model->context());
+  options.batch_size = request.batch_size;
+  options.models = parse_eval_models(request.models, true);
+  options.progress = [this, ticket](int64_t done, int64_t total) {
+    draft_.job = JobProgress{"evaluating", total > 0 ? static_cast<double>(done) / total : -1.0, true};
+    publish();
+    return ticket > eval_cancel_.load();
+  };
+  const std::vector<Document> documents = read_data(request.data);
+  results.running = true;
+  draft_.eval = results;
+  draft_.job = JobProgress{"evaluating", 0.0, true};
+  publish();
+  EvalReport report;
+  try {
+    c10::InferenceMode inference;
+    report = evaluate(models_->base_files, models_->fine_files, model, documents, *models_->tokenizer, options);
+  } catch (...) {
+    draft_.eval->running = false;
+    draft_.eval->cancelled = ticket <= eval_cancel_.load();
+    draft_.job.reset();
+    if (draft_.eval->cancelled) {
+      publish();
+      return;
+    }
+    throw;
+  }
+  EvalResults& out = *draft_.eval;
+  out.running = false;
+  out.finished = true;
+  out.causal = report.causal;
+  out.seq_len = report.seq_len;
+  out.missing_domains = report.missing_domains;
+  for (const EvalRow& r : report.rows) {
+    out.rows.push_back({r.model, r.domain, r.ppl, r.ppl_lo, r.ppl_hi, r.acc, r.jsd, r.cosine, r.mse, r.tokens,
+                        r.documents, r.causal});
+  }
+  for (const EvalLayerRow& r : report.layers) {
+    out.layers.push_back({r.model, r.domain, r.layer, r.l2_base, r.l2_fine, r.l2_base_fine, r.causal});
+  }
+  draft_.job.reset();
+  publish();
 }
 
 }  // namespace superpose::studio

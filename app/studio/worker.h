@@ -199,6 +199,81 @@ struct NeuronDetail {
   float min = 0.0f, max = 0.0f;       // the histogram's range
 };
 
+// What compute_trajectories() captures: the mean state of every document
+// (positions "mean") at every residual state of the chosen models.
+struct TrajectoryRequest {
+  int64_t max_documents = 20;  // per domain; 0 = all
+  std::string data;            // JSONL path
+  bool base = true, fine = true, superposition = true;
+};
+
+// One model × domain line of the trajectory map.
+struct TrajectoryLineData {
+  std::string model, domain;
+  int64_t label = 0;
+  int64_t rows = 0;           // capture rows (documents) averaged per layer
+  std::vector<float> points;  // (S,2) row-major, S = Trajectories::layers.size()
+};
+
+// One model's states of the current sequence on the map's plane.
+struct TokenTrajectoryData {
+  std::string model;
+  std::vector<float> points;  // (T,S,2) row-major: token t, layer j
+};
+
+// Mean-state trajectories across layers on one PCA plane (mean_trajectories)
+// and, on the same plane, the current sequence's token trajectories under
+// the α in force when they were computed.
+struct Trajectories {
+  uint64_t id = 0;  // counts successful compute_trajectories()
+  TrajectoryRequest request;
+  bool causal = true;
+  std::vector<int64_t> layers;  // (S) state indices along every line
+  std::vector<TrajectoryLineData> lines;  // by model, then label
+  double explained[2] = {0.0, 0.0};  // share of the total variance along PC1, PC2
+  // The current sequence (empty until a sequence exists).
+  uint64_t generation_id = 0;            // GenerationState::id of the sequence projected
+  std::vector<std::string> token_texts;  // (T) display form
+  std::vector<float> token_alpha;        // α in force per layer (L) when projected
+  std::vector<TokenTrajectoryData> tokens;  // one per model of the map
+  uint64_t token_version = 0;  // counts token projections
+};
+
+// What run_eval() evaluates (analysis evaluate()).
+struct EvalRequest {
+  int64_t max_documents = 20;  // per domain; 0 = all
+  std::string data;            // JSONL path
+  std::string models = "base,fine,superposition,superposition-a0,superposition-a1,linear,alpha-hard";
+  int64_t seq_len = 0;      // predictions per window; 0 = min(128, the experts' context)
+  int64_t batch_size = 16;
+};
+
+// EvalRow / EvalLayerRow (analysis/eval.h) as plain data.
+struct EvalResultRow {
+  std::string model, domain;
+  double ppl = 0, ppl_lo = 0, ppl_hi = 0, acc = 0, jsd = 0, cosine = 0, mse = 0;
+  int64_t tokens = 0, documents = 0;
+  bool causal = true;
+};
+struct EvalLayerResult {
+  std::string model, domain;
+  int64_t layer = 0;
+  double l2_base = 0, l2_fine = 0, l2_base_fine = 0;
+  bool causal = true;
+};
+
+// The evaluation being (or last) run.
+struct EvalResults {
+  uint64_t id = 0;  // counts run_eval() commands
+  EvalRequest request;
+  bool running = false, finished = false, cancelled = false;
+  bool causal = true;
+  int64_t seq_len = 0;
+  std::vector<EvalResultRow> rows;      // by model, then domain
+  std::vector<EvalLayerResult> layers;  // by model, domain, layer
+  std::vector<std::string> missing_domains;
+};
+
 // A long job in progress.
 struct JobProgress {
   std::string name;        // "loading /path", "generating", "analysing"
@@ -231,6 +306,8 @@ struct Snapshot {
   std::optional<TsneMap> tsne;               // absent until run_tsne()
   std::optional<NeuronMaps> neurons;         // absent until compute_neurons() succeeds
   std::optional<NeuronDetail> neuron_detail;
+  std::optional<Trajectories> trajectories;  // absent until compute_trajectories() succeeds
+  std::optional<EvalResults> eval;           // absent until run_eval()
 };
 
 // Where and how load_superposition() / load_experts() put the models.
@@ -314,13 +391,25 @@ class Worker {
   // Returns the TsneMap::id it will carry.
   uint64_t run_tsne(const TsneRequest& request);
   void cancel_tsne();  // ends the latest run_tsne() before its next chunk
-  // Stops generation and t-SNE (the status bar's Cancel).
+  // Stops generation, t-SNE and evaluation (the status bar's Cancel).
   void cancel_jobs();
   // Captures every residual state of the three models over request.data
   // and computes the layer × neuron maps; keeps the capture for neuron_detail().
   void compute_neurons(const NeuronRequest& request);
   // Top contexts and histogram of one neuron of the last neuron capture.
   void neuron_detail(const std::string& model, int64_t layer, int64_t neuron);
+  // Captures the mean state of each document at every residual state of the
+  // chosen models, fits the trajectory map, and projects the current
+  // sequence's states (when there is one) on it.
+  void compute_trajectories(const TrajectoryRequest& request);
+  // Projects the current sequence's states under the α and autoencoder
+  // switches in force now on the last map: one forward pass per model. Does
+  // nothing without a map; clears the token trajectories without a sequence.
+  void compute_token_trajectories();
+  // Runs analysis evaluate() over request.data, publishing progress; one
+  // command (α commands wait for it). Returns the EvalResults::id it will carry.
+  uint64_t run_eval(const EvalRequest& request);
+  void cancel_eval();  // ends the latest run_eval() after its current batch
 
  private:
   struct Models;      // worker-thread state: models, tokenizer, generation
@@ -342,6 +431,9 @@ class Worker {
   void do_tsne(uint64_t ticket, const TsneRequest& request);
   void tsne_step(uint64_t ticket);
   void do_neurons(const NeuronRequest& request);
+  void do_trajectories(const TrajectoryRequest& request);
+  void do_token_trajectories();
+  void do_eval(uint64_t ticket, const EvalRequest& request);
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
@@ -356,6 +448,8 @@ class Worker {
   std::atomic<uint64_t> stop_ticket_{0};
   std::atomic<uint64_t> tsne_tickets_{0};
   std::atomic<uint64_t> tsne_cancel_{0};
+  std::atomic<uint64_t> eval_tickets_{0};
+  std::atomic<uint64_t> eval_cancel_{0};
 
   // Worker-thread only.
   Snapshot draft_;

@@ -41,6 +41,15 @@ Session full_session() {
   s.neurons.max_documents = 9;
   s.neurons.data = "/data/other.jsonl";
   s.neurons.diversity = true;
+  s.panels.trajectories = true;
+  s.panels.metrics = true;
+  s.trajectories.max_documents = 5;
+  s.trajectories.data = "/data/trajectories.jsonl";
+  s.trajectories.fine = false;
+  s.follow_alpha = false;
+  s.metrics.max_documents = 11;
+  s.metrics.data = "/data/eval.jsonl";
+  s.metrics.models = "base,superposition";
   return s;
 }
 
@@ -174,6 +183,21 @@ TEST(Session, AnalysisPanelSettingsAreCheckedWhenRead) {
   j = session_to_json(full_session());
   j["neurons"]["max_documents"] = -1;
   EXPECT_NE(message_of(j).find("s.json.neurons.max_documents"), std::string::npos) << message_of(j);
+  j = session_to_json(full_session());
+  j["trajectories"]["max_documents"] = -2;
+  EXPECT_NE(message_of(j).find("s.json.trajectories.max_documents"), std::string::npos) << message_of(j);
+  j = session_to_json(full_session());
+  j["trajectories"]["follow_alpha"] = "yes";
+  EXPECT_NE(message_of(j).find("s.json.trajectories.follow_alpha"), std::string::npos) << message_of(j);
+  j = session_to_json(full_session());
+  j["metrics"]["seq_len"] = 64;
+  EXPECT_NE(message_of(j).find("unknown key 'seq_len'"), std::string::npos) << message_of(j);
+  j = session_to_json(full_session());
+  j["metrics"]["models"] = "";
+  EXPECT_NE(message_of(j).find("s.json.metrics.models"), std::string::npos) << message_of(j);
+  j = session_to_json(full_session());
+  j["panels"]["metrics"] = 0;
+  EXPECT_NE(message_of(j).find("s.json.panels.metrics"), std::string::npos) << message_of(j);
   j = session_to_json(full_session());
   j["panels"]["tsne"] = 1;
   EXPECT_NE(message_of(j).find("s.json.panels.tsne"), std::string::npos) << message_of(j);

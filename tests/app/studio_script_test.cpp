@@ -272,5 +272,118 @@ TEST(StudioScript, RunsTsneAndNeuronMapsInTheirPanels) {
   }
 }
 
+// The Trajectories and Metrics panels driven by a script: a short sequence,
+// the trajectory map with its token trajectories following an α change, an
+// evaluation, one export each, and a screenshot with both panels open.
+TEST(StudioScript, RunsTrajectoriesAndMetricsInTheirPanels) {
+  if (std::getenv("DISPLAY") == nullptr) GTEST_SKIP() << "no DISPLAY: run under xvfb-run (ctest does)";
+  superpose::testing::TempDir temp;
+  const std::string dir = superpose::testing::save_tiny_superposition(temp / "tiny");
+  const fs::path png = temp / "trajectories_metrics.png";
+  constexpr int kMaxFrames = 200000;
+  int phase = 0;
+  uint64_t token_version = 0;
+  std::vector<float> superposed_before;
+  std::vector<std::string> failures;
+  auto check = [&](bool ok, const std::string& what) {
+    if (!ok) failures.push_back(what);
+    return ok;
+  };
+  auto superposed_tokens = [](const Trajectories& t) {
+    for (const auto& tokens : t.tokens) {
+      if (tokens.model == "superposition") return tokens.points;
+    }
+    return std::vector<float>();
+  };
+
+  StudioOptions options;
+  options.superposition_dir = dir;
+  options.device = "cpu";
+  options.screenshot = png;
+  options.frames = 5;
+  options.script = [&](ScriptFrame& f) {
+    if (f.frame > kMaxFrames) return check(false, "timed out in phase " + std::to_string(phase) + ": " + f.snapshot.message);
+    const Snapshot& now = f.snapshot;
+    if (now.errors > 0) return check(false, "error: " + now.message);
+    switch (phase) {
+      case 0: {  // loaded: a short sequence
+        if (!now.superposition) return true;
+        f.state.prompt = "Hello world";
+        f.state.settings.max_new_tokens = 4;
+        f.state.settings.greedy = true;
+        f.state.settings.stop_at_eos = false;
+        f.worker.generate(f.state.prompt, f.state.settings);
+        phase = 1;
+        return true;
+      }
+      case 1:  // generated: open the panels and compute the map
+        if (f.worker.busy() || now.generation.running) return true;
+        f.state.panels.trajectories = f.state.panels.metrics = true;
+        f.state.panels.generate = f.state.panels.alpha = f.state.panels.layers = false;
+        f.state.trajectories.request.max_documents = 2;
+        f.state.trajectories.export_path = (temp / "trajectories").string();
+        f.worker.compute_trajectories(f.state.trajectories.request);
+        phase = 2;
+        return true;
+      case 2: {  // the map with token trajectories; steer α: the panel re-projects (Follow α)
+        if (f.worker.busy() || !now.trajectories || now.trajectories->generation_id == 0) return true;
+        check(now.trajectories->lines.size() == 6, "lines: " + std::to_string(now.trajectories->lines.size()));
+        superposed_before = superposed_tokens(*now.trajectories);
+        token_version = now.trajectories->token_version;
+        check(export_trajectories(f.state, now), "trajectory export: " + f.state.app_message);
+        f.worker.set_alpha_global(0.9);
+        phase = 3;
+        return true;
+      }
+      case 3: {  // re-projected under the new α
+        if (f.worker.busy() || now.trajectories->token_version <= token_version ||
+            now.trajectories->token_alpha.empty() || std::abs(now.trajectories->token_alpha[0] - 0.9f) > 1e-6f) {
+          return true;
+        }
+        check(superposed_tokens(*now.trajectories) != superposed_before, "the token trajectories did not follow α");
+        f.state.metrics.request.max_documents = 2;
+        f.state.metrics.export_path = (temp / "metrics").string();
+        f.worker.run_eval(f.state.metrics.request);
+        phase = 4;
+        return true;
+      }
+      case 4:  // evaluated: export the perplexity figure
+        if (f.worker.busy() || !now.eval || !now.eval->finished) return true;
+        check(now.eval->rows.size() == 14, "eval rows: " + std::to_string(now.eval->rows.size()));
+        check(export_perplexity(f.state, now), "perplexity export: " + f.state.app_message);
+        check(export_l2_distances(f.state, now), "L2 export: " + f.state.app_message);
+        phase = 5;
+        return true;
+      default:
+        return false;
+    }
+  };
+  ASSERT_EQ(run_studio(options), 0);
+  for (const auto& failure : failures) ADD_FAILURE() << failure;
+  EXPECT_EQ(phase, 5);
+  EXPECT_EQ(head(temp / "trajectories.pdf", 5), "%PDF-");
+  EXPECT_EQ(head(temp / "trajectories.png", 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_EQ(head(temp / "metrics-perplexity.pdf", 5), "%PDF-");
+  EXPECT_EQ(head(temp / "metrics-perplexity.png", 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_EQ(head(temp / "metrics-l2.pdf", 5), "%PDF-");
+
+  int width = 0, height = 0, channels = 0;
+  unsigned char* pixels = stbi_load(png.c_str(), &width, &height, &channels, 3);
+  ASSERT_NE(pixels, nullptr) << png;
+  size_t differing = 0, light = 0;
+  for (int i = 0; i < width * height; ++i) {
+    differing += pixels[3 * i] != pixels[0] || pixels[3 * i + 1] != pixels[1] || pixels[3 * i + 2] != pixels[2];
+    light += pixels[3 * i] >= 240 && pixels[3 * i + 1] >= 240 && pixels[3 * i + 2] >= 240;  // the plot's background
+  }
+  stbi_image_free(pixels);
+  EXPECT_GT(differing, static_cast<size_t>(width * height / 4)) << "screenshot looks blank";
+  EXPECT_GT(light, static_cast<size_t>(10000)) << "no trajectory plot in the screenshot";
+  if (const char* keep = std::getenv("SUPERPOSE_KEEP_SCREENSHOT")) {
+    superpose::testing::copy_file(png, std::string(keep) + ".trajectories_metrics.png");
+    superpose::testing::copy_file(temp / "trajectories.png", std::string(keep) + ".trajectories.png");
+    superpose::testing::copy_file(temp / "metrics-perplexity.png", std::string(keep) + ".perplexity.png");
+  }
+}
+
 }  // namespace
 }  // namespace superpose::studio
