@@ -11,7 +11,11 @@ namespace superpose::studio {
 namespace {
 
 // Learned α (thin grey) and α in force (orange) over layers, on [0, 1].
-void alpha_plot(const std::vector<float>& learned, const std::vector<float>& in_force, float height) {
+// 1D: the spline's control points (state.control_edit, white squares) at
+// their Greville abscissae on the layer axis (x = l / (L - 1) for layer l);
+// dragging one vertically sends α = clamp(basis · c + 0.1 b, 0, 1).
+void alpha_plot(AppState& state, const SuperpositionInfo& info, Worker& worker, const std::vector<float>& learned,
+                const std::vector<float>& in_force, float height) {
   const ImVec2 origin = ImGui::GetCursorScreenPos();
   const ImVec2 size(std::max(ImGui::GetContentRegionAvail().x, 100.0f), height);
   ImGui::InvisibleButton("##alpha_plot", size);
@@ -46,7 +50,47 @@ void alpha_plot(const std::vector<float>& learned, const std::vector<float>& in_
     draw->AddLine(point(l, in_force[l]), point(l + 1, in_force[l + 1]), IM_COL32(255, 150, 40, 255), 2.0f);
   }
   for (size_t l = 0; l < in_force.size(); ++l) draw->AddCircleFilled(point(l, in_force[l]), 3.5f, alpha_colour(in_force[l]));
-  if (ImGui::IsItemHovered()) {
+
+  const bool spline = info.n_control > 0 && state.control_edit.size() == static_cast<size_t>(info.n_control) &&
+                      info.layer_bias.size() == n && n > 1;
+  if (spline) {
+    const std::vector<float> xs = greville_abscissae(info.n_control, info.degree);
+    auto control_point = [&](size_t j) {
+      return ImVec2(lo.x + (hi.x - lo.x) * xs[j], hi.y - std::clamp(state.control_edit[j], 0.0f, 1.0f) * (hi.y - lo.y));
+    };
+    const ImVec2 mouse = ImGui::GetIO().MousePos;
+    if (ImGui::IsItemActivated()) {
+      float best = 8.0f * 8.0f;
+      for (size_t j = 0; j < xs.size(); ++j) {
+        const ImVec2 c = control_point(j);
+        const float d2 = (c.x - mouse.x) * (c.x - mouse.x) + (c.y - mouse.y) * (c.y - mouse.y);
+        if (d2 <= best) {
+          best = d2;
+          state.dragged_control = static_cast<int>(j);
+        }
+      }
+      if (state.dragged_control >= 0) state.alpha_history.record(info.alpha_in_force);
+    }
+    if (!ImGui::IsItemActive()) state.dragged_control = -1;
+    if (state.dragged_control >= 0 && static_cast<size_t>(state.dragged_control) < xs.size()) {
+      float& c = state.control_edit[static_cast<size_t>(state.dragged_control)];
+      const float v = std::clamp((hi.y - mouse.y) / (hi.y - lo.y), 0.0f, 1.0f);
+      if (v != c) {
+        c = v;
+        worker.set_alpha_all(alpha_from_control_points(info.alpha_basis, state.control_edit, info.layer_bias));
+      }
+    }
+    for (size_t j = 0; j < xs.size(); ++j) {
+      const ImVec2 c = control_point(j);
+      const bool active = static_cast<int>(j) == state.dragged_control;
+      draw->AddRect(ImVec2(c.x - 4.0f, c.y - 4.0f), ImVec2(c.x + 4.0f, c.y + 4.0f),
+                    active ? IM_COL32(255, 255, 120, 255) : IM_COL32(230, 230, 240, 220), 0.0f, 0, active ? 2.0f : 1.0f);
+    }
+  }
+  if (spline && state.dragged_control >= 0) {
+    ImGui::SetTooltip("control point %d: %.3f", state.dragged_control,
+                      state.control_edit[static_cast<size_t>(state.dragged_control)]);
+  } else if (ImGui::IsItemHovered()) {
     const float mx = ImGui::GetIO().MousePos.x;
     const size_t l = n == 1 ? 0
                             : static_cast<size_t>(std::clamp(
@@ -79,6 +123,78 @@ void alpha_heat_map(const SuperpositionInfo& info, float height) {
     const int64_t l = std::clamp<int64_t>(static_cast<int64_t>((m.y - origin.y) / ch), 0, layers - 1);
     ImGui::SetTooltip("layer %lld, dimension %lld: α %.3f", static_cast<long long>(l), static_cast<long long>(d),
                       info.alpha_in_force[static_cast<size_t>(l * dims + d)]);
+  }
+}
+
+// "Schedule over positions": segments {from, global α or per layer}; the
+// schedule goes to the worker while "Use schedule" is on and after every edit.
+void schedule_editor(AppState& state, const Snapshot& snapshot, Worker& worker, const std::vector<float>& in_force) {
+  if (!ImGui::CollapsingHeader("Schedule over positions")) return;
+  ScheduleUi& ui = state.schedule;
+  bool changed = false;
+  if (ImGui::Checkbox("Use schedule", &ui.use)) changed = true;
+  if (ImGui::IsItemHovered()) {
+    ImGui::SetTooltip("Generate uses α by token position (counting the prompt); a segment applies from its position\n"
+                      "until the next one. Positions before the first segment use the α in force.");
+  }
+  ImGui::SameLine();
+  if (snapshot.alpha_schedule.empty()) {
+    ImGui::TextDisabled("(not in force)");
+  } else {
+    ImGui::TextDisabled("(in force: %zu segments)", snapshot.alpha_schedule.size());
+  }
+  int remove = -1;
+  for (size_t i = 0; i < ui.segments.size(); ++i) {
+    ScheduleSegment& segment = ui.segments[i];
+    ImGui::PushID(static_cast<int>(i));
+    int from = static_cast<int>(segment.from);
+    ImGui::SetNextItemWidth(90.0f);
+    if (ImGui::InputInt("from##from", &from)) {
+      segment.from = std::max(from, 0);
+      changed = true;
+    }
+    ImGui::SameLine();
+    bool per_layer = segment.alpha.size() > 1;
+    if (ImGui::Checkbox("per layer", &per_layer)) {
+      segment.alpha = per_layer ? in_force : std::vector<float>{in_force.empty() ? 0.5f : in_force[0]};
+      changed = true;
+    }
+    if (ImGui::IsItemHovered()) ImGui::SetTooltip("Per layer: copy the per-layer α in force now");
+    ImGui::SameLine();
+    if (per_layer) {
+      ImGui::TextDisabled("%zu layers", segment.alpha.size());
+      ImGui::SameLine();
+      if (ImGui::SmallButton("Copy α in force")) {
+        segment.alpha = in_force;
+        changed = true;
+      }
+    } else {
+      if (segment.alpha.empty()) segment.alpha = {0.5f};
+      ImGui::SetNextItemWidth(std::max(ImGui::GetContentRegionAvail().x - 40.0f, 60.0f));
+      if (ImGui::SliderFloat("##alpha", &segment.alpha[0], 0.0f, 1.0f, "α = %.3f")) changed = true;
+    }
+    ImGui::SameLine();
+    if (ImGui::SmallButton("x")) remove = static_cast<int>(i);
+    if (ImGui::IsItemHovered()) ImGui::SetTooltip("Remove this segment");
+    ImGui::PopID();
+  }
+  if (remove >= 0) {
+    ui.segments.erase(ui.segments.begin() + remove);
+    changed = true;
+  }
+  if (ImGui::Button("Add segment")) {
+    ScheduleSegment segment;
+    segment.from = ui.segments.empty() ? 0 : ui.segments.back().from + 8;
+    segment.alpha = {ui.segments.empty() || ui.segments.back().alpha.size() != 1 ? 0.5f : ui.segments.back().alpha[0]};
+    ui.segments.push_back(std::move(segment));
+    changed = true;
+  }
+  if (changed) {
+    if (ui.use && !ui.segments.empty()) {
+      worker.set_alpha_schedule(ui.segments);
+    } else {
+      worker.clear_alpha_schedule();
+    }
   }
 }
 
@@ -124,7 +240,13 @@ void AlphaPanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker)
     ImGui::TextColored(ImVec4(0.6f, 0.6f, 0.65f, 1.0f), "  learned (grey)");
     ImGui::SameLine();
     ImGui::TextColored(ImVec4(1.0f, 0.6f, 0.15f, 1.0f), "in force (orange)");
-    alpha_plot(learned, in_force, 150.0f);
+    if (info.n_control > 0 && state.control_edit.size() != static_cast<size_t>(info.n_control)) {
+      state.control_edit = info.control_points;
+    }
+    alpha_plot(state, info, worker, learned, in_force, 150.0f);
+    if (!two_d && info.n_control > 0) {
+      ImGui::TextDisabled("Drag a control point (square, at its Greville abscissa) up or down to reshape α.");
+    }
     if (two_d) {
       ImGui::TextDisabled("α in force, layer × dimension (blue 0 … orange 1)");
       alpha_heat_map(info, std::clamp(static_cast<float>(info.n_layer) * 8.0f, 40.0f, 160.0f));
@@ -149,6 +271,7 @@ void AlphaPanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker)
     if (ImGui::Button("Reset to learned")) {
       state.alpha_history.record(info.alpha_in_force);
       worker.reset_alpha();
+      state.control_edit = info.control_points;
     }
     ImGui::SameLine();
     ImGui::BeginDisabled(state.alpha_history.undo.empty());
@@ -166,6 +289,8 @@ void AlphaPanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker)
     if (ImGui::IsItemHovered()) ImGui::SetTooltip("Export writes <path>.pdf, <path>.png and <path>.csv");
     ImGui::SameLine();
     if (ImGui::Button("Export…")) export_alpha(state, snapshot);
+
+    schedule_editor(state, snapshot, worker, in_force);
 
     if (state.alpha_edit.size() != in_force.size() || !editing) state.alpha_edit = in_force;
     const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_ScrollY | ImGuiTableFlags_BordersInnerV;

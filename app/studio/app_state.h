@@ -128,6 +128,13 @@ struct MetricsUi {
   std::string export_path = "metrics";  // perplexity: <path>-perplexity.*, L2: <path>-l2.*
 };
 
+// The Alpha panel's α schedule over positions: the segments being edited and
+// whether generate() uses them (the worker holds the schedule in force).
+struct ScheduleUi {
+  bool use = false;
+  std::vector<ScheduleSegment> segments;  // alpha: 1 value (global) or L (per layer)
+};
+
 // Plain UI state: window visibility, inputs, selections. Frames are a
 // function of this and the current Snapshot.
 struct AppState {
@@ -152,6 +159,11 @@ struct AppState {
   float global_alpha = 0.5f;      // the global blend slider
   std::vector<float> alpha_edit;  // slider values while dragging (L values); synced from the snapshot otherwise
   std::string export_path = "alpha";  // Export writes <path>.pdf, .png and .csv
+  ScheduleUi schedule;
+  // 1D spline control points (K) shown in the α plot and dragged there;
+  // synced to the learned ones when their count changes or on Reset.
+  std::vector<float> control_edit;
+  int dragged_control = -1;  // index into control_edit while dragging; -1 = none
 
   // --- layers ----------------------------------------------------------
   int lens_position = -1;  // position of the logit lens; -1 = the last one

@@ -58,7 +58,8 @@ bool Session::operator==(const Session& o) const {
          trajectories.data == o.trajectories.data && trajectories.base == o.trajectories.base &&
          trajectories.fine == o.trajectories.fine && trajectories.superposition == o.trajectories.superposition &&
          follow_alpha == o.follow_alpha && metrics.max_documents == o.metrics.max_documents &&
-         metrics.data == o.metrics.data && metrics.models == o.metrics.models;
+         metrics.data == o.metrics.data && metrics.models == o.metrics.models && schedule.use == o.schedule.use &&
+         schedule.segments == o.schedule.segments;
 }
 
 json session_to_json(const Session& s) {
@@ -105,12 +106,18 @@ json session_to_json(const Session& s) {
                        {"superposition", s.trajectories.superposition},
                        {"follow_alpha", s.follow_alpha}};
   j["metrics"] = {{"max_documents", s.metrics.max_documents}, {"data", s.metrics.data}, {"models", s.metrics.models}};
+  json segments = json::array();
+  for (const ScheduleSegment& segment : s.schedule.segments) {
+    segments.push_back({{"from", segment.from},
+                        {"alpha", segment.alpha.size() == 1 ? json(segment.alpha[0]) : json(segment.alpha)}});
+  }
+  j["alpha_schedule"] = {{"use", s.schedule.use}, {"segments", segments}};
   return j;
 }
 
 Session session_from_json(const json& j, const std::string& where) {
   require_object(j, where, {"version", "models", "alpha", "autoencoders", "prompt", "sampling", "panels", "tsne", "neurons",
-                          "trajectories", "metrics"});
+                          "trajectories", "metrics", "alpha_schedule"});
   Session s;
   int64_t version = 1;
   read(j, "version", version, where);
@@ -235,6 +242,37 @@ Session session_from_json(const json& j, const std::string& where) {
       throw Error(at + ".models", "name at least one model");
     }
   }
+  if (j.contains("alpha_schedule")) {
+    const std::string at = where + ".alpha_schedule";
+    const json& a = j.at("alpha_schedule");
+    require_object(a, at, {"use", "segments"});
+    read(a, "use", s.schedule.use, at);
+    if (a.contains("segments")) {
+      const json& list = a.at("segments");
+      if (!list.is_array()) throw Error(at + ".segments", "expected an array, got " + list.dump());
+      for (size_t i = 0; i < list.size(); ++i) {
+        const std::string seg_at = at + ".segments[" + std::to_string(i) + "]";
+        require_object(list[i], seg_at, {"from", "alpha"});
+        if (!list[i].contains("from") || !list[i].contains("alpha")) throw Error(seg_at, "needs 'from' and 'alpha'");
+        ScheduleSegment segment;
+        read(list[i], "from", segment.from, seg_at);
+        if (segment.from < 0) throw Error(seg_at + ".from", "must be >= 0");
+        if (!s.schedule.segments.empty() && segment.from <= s.schedule.segments.back().from) {
+          throw Error(seg_at + ".from", "must be greater than the previous segment's");
+        }
+        const json& v = list[i].at("alpha");
+        const json values = v.is_array() ? v : json::array({v});
+        if (values.empty()) throw Error(seg_at + ".alpha", "expected at least one value");
+        for (const json& x : values) {
+          if (!x.is_number()) throw Error(seg_at + ".alpha", "expected a number or an array of numbers, got " + x.dump());
+          const double d = x.get<double>();
+          if (!(d >= 0.0 && d <= 1.0)) throw Error(seg_at + ".alpha", "α value " + x.dump() + " is outside [0, 1]");
+          segment.alpha.push_back(static_cast<float>(d));
+        }
+        s.schedule.segments.push_back(std::move(segment));
+      }
+    }
+  }
   return s;
 }
 
@@ -276,6 +314,7 @@ Session capture_session(const AppState& state, const Snapshot& snapshot) {
   s.trajectories = state.trajectories.request;
   s.follow_alpha = state.trajectories.follow_alpha;
   s.metrics = state.metrics.request;
+  s.schedule = state.schedule;
   return s;
 }
 
@@ -301,6 +340,9 @@ void apply_session(const Session& session, AppState& state, Worker& worker) {
   }
   state.alpha_history = {};
   state.alpha_edit.clear();
+  state.control_edit.clear();
+  state.dragged_control = -1;
+  state.schedule = session.schedule;
   state.selected_token = -1;
   LoadSettings load;
   load.device = session.device;
@@ -314,6 +356,11 @@ void apply_session(const Session& session, AppState& state, Worker& worker) {
     worker.load_experts(session.base_dir, session.fine_dir, load);
   }
   if (session.alpha) worker.set_alpha_all(*session.alpha);
+  if (session.schedule.use && !session.schedule.segments.empty()) {
+    worker.set_alpha_schedule(session.schedule.segments);
+  } else {
+    worker.clear_alpha_schedule();
+  }
   if (session.autoencoders) {
     for (size_t l = 0; l < session.autoencoders->size(); ++l) {
       worker.set_autoencoder(static_cast<int64_t>(l), (*session.autoencoders)[l]);

@@ -16,7 +16,11 @@
 //    "neurons": {"max_documents": 20, "data": PATH, "diversity": false},
 //    "trajectories": {"max_documents": 20, "data": PATH, "base": true, "fine": true,
 //                     "superposition": true, "follow_alpha": true},
-//    "metrics": {"max_documents": 20, "data": PATH, "models": "base,fine,..."}}
+//    "metrics": {"max_documents": 20, "data": PATH, "models": "base,fine,..."},
+//    "alpha_schedule": {"use": false, "segments": [{"from": 0, "alpha": 0.0},
+//                                                  {"from": 12, "alpha": [L numbers]}]}}
+// A segment's "from" is a token position (>= 0, counting the prompt); its
+// "alpha" one number (every layer) or one per layer, in [0, 1].
 // "superposition" may be empty when "base" and "fine" name a pair loaded
 // without a checkpoint. Missing keys take defaults; unknown keys and wrong
 // types are errors.
@@ -48,6 +52,7 @@ struct Session {
   TrajectoryRequest trajectories = TrajectoryUi().request;  // the Trajectories panel's settings
   bool follow_alpha = TrajectoryUi().follow_alpha;
   EvalRequest metrics = MetricsUi().request;  // the Metrics panel's settings (seq_len, batch_size not saved)
+  ScheduleUi schedule;  // the Alpha panel's schedule and whether it is used
   bool operator==(const Session& o) const;
   bool operator!=(const Session& o) const { return !(*this == o); }
 };

@@ -3,6 +3,7 @@
 #include "app/studio/worker.h"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <sstream>
@@ -118,7 +119,45 @@ struct ExpertStream {
   }
 };
 
+AlphaSchedule make_schedule(const std::vector<ScheduleSegment>& segments, const std::vector<int64_t>& shape);
+
 }  // namespace
+
+std::vector<float> alpha_from_control_points(const std::vector<float>& basis, const std::vector<float>& control,
+                                             const std::vector<float>& bias) {
+  const size_t n_control = control.size(), layers = bias.size();
+  assert(basis.size() == layers * n_control);
+  std::vector<float> alpha(layers);
+  for (size_t l = 0; l < layers; ++l) {
+    // Float accumulation in the order of torch's matmul is not guaranteed;
+    // double keeps the difference to the model's float32 α within rounding.
+    double sum = 0.0;
+    for (size_t j = 0; j < n_control; ++j) sum += static_cast<double>(basis[l * n_control + j]) * control[j];
+    const float v = static_cast<float>(sum) + 0.1f * bias[l];
+    alpha[l] = std::clamp(v, 0.0f, 1.0f);
+  }
+  return alpha;
+}
+
+std::vector<float> greville_abscissae(int64_t n_control, int64_t degree) {
+  assert(n_control >= degree + 1 && degree >= 0);
+  // Knots: [0]*k ++ linspace(0, 1, K - k + 1) ++ [1]*k (alpha.h).
+  std::vector<double> knots(static_cast<size_t>(degree), 0.0);
+  const int64_t inner = n_control - degree + 1;
+  for (int64_t i = 0; i < inner; ++i) knots.push_back(inner == 1 ? 0.0 : static_cast<double>(i) / (inner - 1));
+  for (int64_t i = 0; i < degree; ++i) knots.push_back(1.0);
+  std::vector<float> x(static_cast<size_t>(n_control));
+  for (int64_t j = 0; j < n_control; ++j) {
+    if (degree == 0) {
+      x[static_cast<size_t>(j)] = static_cast<float>((knots[static_cast<size_t>(j)] + knots[static_cast<size_t>(j + 1)]) / 2);
+      continue;
+    }
+    double sum = 0.0;
+    for (int64_t i = 1; i <= degree; ++i) sum += knots[static_cast<size_t>(j + i)];
+    x[static_cast<size_t>(j)] = static_cast<float>(sum / static_cast<double>(degree));
+  }
+  return x;
+}
 
 // Everything the worker thread owns besides the draft snapshot.
 struct Worker::Models {
@@ -354,6 +393,13 @@ void Worker::do_load_superposition(const std::filesystem::path& dir, const LoadS
     {
       c10::InferenceMode inference;
       info.alpha_learned = to_floats(model->learned_alpha());
+      if (config.alpha.variant == AlphaVariant::k1D) {
+        info.n_control = config.alpha.n_control;
+        info.degree = config.alpha.degree;
+        info.alpha_basis = to_floats(model->alpha->basis);
+        info.control_points = to_floats(model->alpha->control_points);
+        info.layer_bias = to_floats(model->alpha->layer_bias);
+      }
     }
     info.tokenizer_dir = tokenizer_dir;
     draft_.superposition = std::move(info);
@@ -430,7 +476,13 @@ void Worker::do_generate(uint64_t ticket, const std::string& prompt, const Gener
 
   auto g = std::make_unique<Models::Generation>();
   g->ticket = ticket;
-  g->generator = std::make_unique<SuperposedGenerator>(model, ids);  // Error("prompt", ...) when too long
+  AlphaSchedule schedule;
+  if (!draft_.alpha_schedule.empty()) {
+    c10::InferenceMode inference;
+    schedule = make_schedule(draft_.alpha_schedule, model->alpha_shape());  // another model may differ
+  }
+  // Error("prompt", ...) when too long
+  g->generator = std::make_unique<SuperposedGenerator>(model, ids, true, std::move(schedule));
   g->sampler = std::make_unique<Sampler>(sampling);
   g->base = std::make_unique<ExpertStream>(models_->base);
   g->fine = std::make_unique<ExpertStream>(models_->fine);
@@ -679,6 +731,55 @@ void Worker::set_alpha_all(std::vector<float> values) {
     c10::InferenceMode inference;
     model->set_alpha_override(torch::tensor(values, torch::kFloat32).view(shape));
     refresh_superposition_info();
+    publish();
+  });
+}
+
+namespace {
+
+// The schedule as AlphaSchedule segments of `shape` ({L} or {L, C}). Throws
+// one-line Errors naming the segment.
+AlphaSchedule make_schedule(const std::vector<ScheduleSegment>& segments, const std::vector<int64_t>& shape) {
+  const int64_t layers = shape.at(0);
+  std::vector<AlphaSchedule::Segment> out;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const ScheduleSegment& s = segments[i];
+    const std::string where = "α schedule: segment " + std::to_string(i + 1);
+    if (s.from < 0) throw Error(where, "from position must be >= 0, got " + std::to_string(s.from));
+    if (i > 0 && s.from <= segments[i - 1].from) {
+      throw Error(where, "from position " + std::to_string(s.from) + " must be greater than the previous segment's " +
+                             std::to_string(segments[i - 1].from));
+    }
+    if (s.alpha.size() != 1 && static_cast<int64_t>(s.alpha.size()) != layers) {
+      throw Error(where, "α needs 1 value or " + std::to_string(layers) + " (one per layer), got " +
+                             std::to_string(s.alpha.size()));
+    }
+    for (float v : s.alpha) {
+      if (!(v >= 0.0f && v <= 1.0f)) throw Error(where, "α value " + number_text(v) + " is outside [0, 1]");
+    }
+    torch::Tensor alpha = s.alpha.size() == 1 ? torch::full({layers}, s.alpha[0], torch::kFloat32)
+                                              : torch::tensor(s.alpha, torch::kFloat32);  // (L)
+    if (shape.size() == 2) alpha = alpha.unsqueeze(1).expand({layers, shape[1]}).contiguous();  // (L,C)
+    out.push_back(AlphaSchedule::Segment{s.from, alpha});
+  }
+  return AlphaSchedule(std::move(out), shape, "α schedule");
+}
+
+}  // namespace
+
+void Worker::set_alpha_schedule(std::vector<ScheduleSegment> segments) {
+  enqueue_guarded("set_alpha_schedule", [this, segments = std::move(segments)] {
+    SuperposedModel& model = models_->require();
+    c10::InferenceMode inference;
+    make_schedule(segments, model->alpha_shape());  // validates
+    draft_.alpha_schedule = segments;
+    publish();
+  });
+}
+
+void Worker::clear_alpha_schedule() {
+  enqueue_guarded("clear_alpha_schedule", [this] {
+    draft_.alpha_schedule.clear();
     publish();
   });
 }

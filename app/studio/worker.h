@@ -38,6 +38,27 @@ struct TopToken {
   float prob = 0.0f;
 };
 
+// One segment of an α schedule over positions (AlphaSchedule::Segment as
+// plain data): applies from token position `from` (0-based, counting the
+// prompt) up to the next segment's `from`.
+struct ScheduleSegment {
+  int64_t from = 0;
+  // One value (every layer and dimension) or L values (per layer; 2D: every
+  // dimension of the layer), each in [0, 1].
+  std::vector<float> alpha;
+  bool operator==(const ScheduleSegment& o) const { return from == o.from && alpha == o.alpha; }
+  bool operator!=(const ScheduleSegment& o) const { return !(*this == o); }
+};
+
+// The 1D α of SPEC §2 from control points: clamp(basis · c + 0.1 b, 0, 1).
+// basis (L,K) row-major, control (K), bias (L) -> (L). Asserts the sizes.
+std::vector<float> alpha_from_control_points(const std::vector<float>& basis, const std::vector<float>& control,
+                                             const std::vector<float>& bias);
+// Greville abscissae of the clamped uniform knot vector of alpha.h in [0, 1]
+// (K values): where control point j has its most weight; layer l sits at
+// l / (L - 1) on the same axis.
+std::vector<float> greville_abscissae(int64_t n_control, int64_t degree);
+
 // The loaded superposition, as the Alpha and Layers panels need it.
 struct SuperpositionInfo {
   std::string dir;                 // empty for a pair loaded with load_experts()
@@ -56,6 +77,11 @@ struct SuperpositionInfo {
   std::vector<float> alpha_learned;
   std::vector<float> alpha_in_force;  // the override when one is set, else alpha_learned
   bool alpha_overridden = false;
+  // 1D only (empty for 2D): the learned spline, SPEC §2.
+  int64_t n_control = 0, degree = 0;     // K, k
+  std::vector<float> alpha_basis;        // (L,K) row-major
+  std::vector<float> control_points;     // (K) learned
+  std::vector<float> layer_bias;         // (L) learned
   std::vector<bool> has_autoencoder;      // per layer
   std::vector<bool> autoencoder_enabled;  // per layer; false where there is none
   std::string tokenizer_dir;  // empty when none was found (generation then fails with a message)
@@ -308,6 +334,8 @@ struct Snapshot {
   std::optional<NeuronDetail> neuron_detail;
   std::optional<Trajectories> trajectories;  // absent until compute_trajectories() succeeds
   std::optional<EvalResults> eval;           // absent until run_eval()
+  // The α schedule generate() uses; empty = none (the α in force throughout).
+  std::vector<ScheduleSegment> alpha_schedule;
 };
 
 // Where and how load_superposition() / load_experts() put the models.
@@ -374,6 +402,12 @@ class Worker {
   // Every value at once, L or L·C row-major (undo/redo, spline drags).
   void set_alpha_all(std::vector<float> values);
   void reset_alpha();  // back to the learned α
+  // α over positions for the next generate() (SuperposedGenerator's
+  // AlphaSchedule): `from` strictly increasing and >= 0, values in [0, 1],
+  // 1 or L values per segment. A bad schedule is an error and changes nothing.
+  // The schedule takes precedence over the α in force where it applies.
+  void set_alpha_schedule(std::vector<ScheduleSegment> segments);
+  void clear_alpha_schedule();
 
   // --- autoencoders ----------------------------------------------------
   // Switches layer's autoencoder; switching on a layer without one is an error.

@@ -50,6 +50,8 @@ Session full_session() {
   s.metrics.max_documents = 11;
   s.metrics.data = "/data/eval.jsonl";
   s.metrics.models = "base,superposition";
+  s.schedule.use = true;
+  s.schedule.segments = {ScheduleSegment{0, {0.25f}}, ScheduleSegment{5, {0.1f, 0.2f, 0.3f}}};
   return s;
 }
 
@@ -171,6 +173,26 @@ TEST(AlphaHistory, UndoesAndRedoesWholeAlphas) {
   EXPECT_TRUE(history.take_redo({0.7f}).empty());
   for (size_t i = 0; i < AlphaHistory::kLimit + 10; ++i) history.record({0.0f});
   EXPECT_EQ(history.undo.size(), AlphaHistory::kLimit);
+}
+
+TEST(Session, AlphaScheduleIsCheckedWhenRead) {
+  nlohmann::json j = session_to_json(full_session());
+  EXPECT_TRUE(j["alpha_schedule"]["segments"][0]["alpha"].is_number());  // one value: a global α
+  EXPECT_EQ(j["alpha_schedule"]["segments"][1]["alpha"].size(), 3u);
+  j["alpha_schedule"]["segments"][1]["from"] = 0;
+  EXPECT_NE(message_of(j).find("s.json.alpha_schedule.segments[1].from"), std::string::npos) << message_of(j);
+  j = session_to_json(full_session());
+  j["alpha_schedule"]["segments"][0]["alpha"] = 1.5;
+  EXPECT_NE(message_of(j).find("α value 1.5 is outside [0, 1]"), std::string::npos) << message_of(j);
+  j = session_to_json(full_session());
+  j["alpha_schedule"]["segments"][0]["colour"] = "red";
+  EXPECT_NE(message_of(j).find("unknown key 'colour'"), std::string::npos) << message_of(j);
+  j = session_to_json(full_session());
+  j["alpha_schedule"]["segments"][0].erase("alpha");
+  EXPECT_NE(message_of(j).find("needs 'from' and 'alpha'"), std::string::npos) << message_of(j);
+  j = session_to_json(full_session());
+  j["alpha_schedule"]["use"] = 1;
+  EXPECT_NE(message_of(j).find("s.json.alpha_schedule.use"), std::string::npos) << message_of(j);
 }
 
 TEST(Session, AnalysisPanelSettingsAreCheckedWhenRead) {

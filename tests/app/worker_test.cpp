@@ -364,6 +364,117 @@ TEST(StudioWorkerGeneration, AlphaChangedMidGenerationAppliesFromTheNextToken) {
                   done->generation.tokens[kSwitch].top_fine[0].prob);
 }
 
+TEST(StudioWorkerGeneration, AlphaScheduleSwitchesAtItsPositionAndEqualsADirectRun) {
+  constexpr int64_t kTokens = 7, kAfter = 3;  // the switch predicts token kAfter
+  const std::vector<int64_t> prompt = tokenizer().encode(kSwitchPrompt);
+  const int64_t n = static_cast<int64_t>(prompt.size());
+  const int64_t switch_at = n - 1 + kAfter;  // token i is predicted at position n - 1 + i
+  const std::vector<ScheduleSegment> segments = {ScheduleSegment{0, {0.0f}}, ScheduleSegment{switch_at, {1.0f}}};
+
+  // The direct run with the same AlphaSchedule.
+  SuperposedModel model = load_superposition(tiny_dir()).model;
+  std::vector<AlphaSchedule::Segment> direct_segments = {{0, torch::zeros({3})}, {switch_at, torch::ones({3})}};
+  const AlphaSchedule schedule(direct_segments, model->alpha_shape(), "test");
+  DirectRun direct;
+  std::vector<std::vector<float>> direct_alpha;
+  {
+    c10::InferenceMode inference;
+    SamplingOptions options;
+    options.temperature = 0.0;
+    Sampler sampler(options);
+    SuperposedGenerator generator(model, prompt, true, schedule);
+    for (int64_t i = 0; i < kTokens; ++i) {
+      const auto logits = generator.next_logits();  // (V)
+      const auto a = generator.alpha_at(static_cast<int64_t>(generator.sequence().size()) - 1).contiguous();
+      direct_alpha.emplace_back(a.data_ptr<float>(), a.data_ptr<float>() + a.numel());
+      const int64_t token = sampler.sample(logits);
+      generator.append(token);
+      direct.ids.push_back(token);
+      const auto top = std::get<0>(torch::softmax(logits, 0).topk(kTopTokens)).contiguous();
+      direct.top_probs.emplace_back(top.data_ptr<float>(), top.data_ptr<float>() + kTopTokens);
+    }
+  }
+
+  Worker worker;
+  load(worker, tiny_dir());
+  worker.set_alpha_schedule(segments);
+  auto s = wait_idle(worker);
+  EXPECT_EQ(s->alpha_schedule, segments);
+  EXPECT_EQ(s->errors, 0u) << s->message;
+  const auto done = run_to_end(worker, kSwitchPrompt, greedy(kTokens));
+  expect_same_run(done->generation, direct);
+  ASSERT_EQ(done->generation.tokens.size(), static_cast<size_t>(kTokens));
+  for (int64_t i = 0; i < kTokens; ++i) {
+    const auto& alpha = done->generation.tokens[static_cast<size_t>(i)].alpha;
+    EXPECT_EQ(alpha, std::vector<float>(3, i < kAfter ? 0.0f : 1.0f)) << "token " << i;
+    EXPECT_EQ(alpha, direct_alpha[static_cast<size_t>(i)]) << "token " << i;
+  }
+
+  // Cleared: the learned α throughout again.
+  worker.clear_alpha_schedule();
+  const auto plain = run_to_end(worker, kSwitchPrompt, greedy(2));
+  EXPECT_TRUE(plain->alpha_schedule.empty());
+  EXPECT_EQ(plain->generation.tokens[0].alpha, learned_alpha(tiny_dir()));
+}
+
+TEST(StudioWorkerGeneration, BadAlphaSchedulesAreOneLineErrors) {
+  Worker worker;
+  load(worker, tiny_dir());
+  const std::vector<ScheduleSegment> good = {ScheduleSegment{0, {0.5f}}};
+  worker.set_alpha_schedule(good);
+  uint64_t errors = wait_idle(worker)->errors;
+  auto expect_error = [&](std::vector<ScheduleSegment> segments, const std::string& text) {
+    worker.set_alpha_schedule(std::move(segments));
+    const auto e = wait_idle(worker);
+    EXPECT_EQ(e->errors, ++errors);
+    EXPECT_NE(e->message.find(text), std::string::npos) << "message: " << e->message;
+    EXPECT_EQ(e->message.find('\n'), std::string::npos) << e->message;
+    EXPECT_EQ(e->alpha_schedule, good);  // a bad schedule changes nothing
+  };
+  expect_error({ScheduleSegment{4, {0.5f}}, ScheduleSegment{4, {1.0f}}},
+               "α schedule: segment 2: from position 4 must be greater than the previous segment's 4");
+  expect_error({ScheduleSegment{0, {1.5f}}}, "α schedule: segment 1: α value 1.5 is outside [0, 1]");
+  expect_error({ScheduleSegment{0, {0.1f, 0.2f}}}, "α schedule: segment 1: α needs 1 value or 3 (one per layer), got 2");
+  expect_error({ScheduleSegment{-1, {0.5f}}}, "from position must be >= 0, got -1");
+}
+
+TEST(StudioWorkerSuperposition, ControlPointsGiveTheLearnedAlpha) {
+  Worker worker;
+  const auto s = load(worker, tiny_dir());
+  ASSERT_TRUE(s->superposition);
+  const SuperpositionInfo& info = *s->superposition;
+  ASSERT_GT(info.n_control, 0);
+  ASSERT_EQ(info.alpha_basis.size(), static_cast<size_t>(info.n_layer * info.n_control));
+  ASSERT_EQ(info.control_points.size(), static_cast<size_t>(info.n_control));
+  ASSERT_EQ(info.layer_bias.size(), static_cast<size_t>(info.n_layer));
+  const std::vector<float> alpha = alpha_from_control_points(info.alpha_basis, info.control_points, info.layer_bias);
+  ASSERT_EQ(alpha.size(), info.alpha_learned.size());
+  size_t worst = 0;
+  for (size_t l = 0; l < alpha.size(); ++l) {
+    if (std::abs(alpha[l] - info.alpha_learned[l]) > std::abs(alpha[worst] - info.alpha_learned[worst])) worst = l;
+  }
+  EXPECT_NEAR(alpha[worst], info.alpha_learned[worst], 1e-6) << "worst layer " << worst;
+  // Moving a control point moves α, and the worker takes the result.
+  std::vector<float> moved = info.control_points;
+  moved[0] = 0.9f;
+  const std::vector<float> edited = alpha_from_control_points(info.alpha_basis, moved, info.layer_bias);
+  EXPECT_NE(edited, alpha);
+  worker.set_alpha_all(edited);
+  const auto after = wait_idle(worker);
+  EXPECT_EQ(after->superposition->alpha_in_force, edited) << after->message;
+
+  const std::vector<float> x = greville_abscissae(16, 3);
+  ASSERT_EQ(x.size(), 16u);
+  EXPECT_FLOAT_EQ(x.front(), 0.0f);
+  EXPECT_FLOAT_EQ(x.back(), 1.0f);
+  EXPECT_NEAR(x[1], 1.0f / 39.0f, 1e-6);  // (0 + 0 + 1/13) / 3
+  for (size_t j = 1; j < x.size(); ++j) EXPECT_GT(x[j], x[j - 1]);
+  // A 2D superposition publishes no spline to drag.
+  load(worker, tiny_2d_dir());
+  EXPECT_EQ(worker.snapshot()->superposition->n_control, 0);
+  EXPECT_TRUE(worker.snapshot()->superposition->alpha_basis.empty());
+}
+
 TEST(StudioWorkerGeneration, AlphaChangedWhileRunningAppliesFromTheNextToken) {
   // Free-running: the token the change lands before depends on timing, but
   // wherever it lands, the α recorded per token switches there and the
