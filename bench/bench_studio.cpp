@@ -5,6 +5,10 @@
 //   bench_studio frames [--superposition DIR] [--device D] [--tokens N]
 //     frame times (median, p95, max) while the worker generates, with every
 //     panel open: the UI must not wait on the model;
+//   bench_studio tsne-frames [--superposition DIR] [--device D] [--documents N] [--layer L]
+//     frame times (median, p95, max) of 120 frames with the t-SNE panel showing
+//     a map of base, fine and the superposition over N documents per domain
+//     of the shipped validation sample (about 100,000 points at N = 110);
 //   bench_studio latency [--superposition DIR] [--device D] [--changes N]
 //     from an α change during generation to the first token generated under
 //     it (worker only, no window): the slider-to-token latency.
@@ -13,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -110,6 +115,52 @@ int frames(int argc, char** argv) {
   return rc;
 }
 
+int tsne_frames(int argc, char** argv) {
+  superpose::studio::StudioOptions options;
+  options.superposition_dir = superposition_dir(argc, argv);
+  options.device = arg(argc, argv, "--device", "auto");
+  superpose::studio::TsneRequest request;
+  request.max_documents = std::stoll(arg(argc, argv, "--documents", "110"));
+  request.layer = std::stoll(arg(argc, argv, "--layer", "3"));
+  request.data = (std::filesystem::path(SUPERPOSE_SOURCE_DIR) / "assets/data/validation.jsonl").string();
+  request.iterations = 10;
+  request.chunk = 10;
+  constexpr size_t kFrames = 120;
+  std::vector<double> times;
+  bool asked = false;
+  int64_t points = 0;
+  const auto t0 = Clock::now();
+  double map_ready = -1;
+  Clock::time_point last;
+  options.script = [&](superpose::studio::ScriptFrame& f) {
+    const auto now = Clock::now();
+    f.state.panels.tsne = true;
+    if (!asked && loaded(f.snapshot)) {
+      f.worker.run_tsne(request);
+      asked = true;
+    } else if (asked && f.snapshot.tsne && f.snapshot.tsne->finished) {
+      if (map_ready < 0) map_ready = since(t0);
+      points = static_cast<int64_t>(f.snapshot.tsne->embedding.size() / 2);
+      if (f.frame > 0 && last.time_since_epoch().count() != 0) {
+        times.push_back(std::chrono::duration<double>(now - last).count() * 1e3);
+      }
+      if (times.size() >= kFrames) return false;
+    } else if (asked && f.snapshot.status == Snapshot::Status::kFailed) {
+      std::fprintf(stderr, "bench_studio: %s\n", f.snapshot.message.c_str());
+      return false;
+    }
+    last = now;
+    return true;
+  };
+  const int rc = superpose::studio::run_studio(options);
+  std::printf("%s\n", nlohmann::json{{"what", "tsne-frames"}, {"points", points}, {"frames", times.size()},
+                                     {"median_ms", percentile(times, 0.5)}, {"p95_ms", percentile(times, 0.95)},
+                                     {"max_ms", percentile(times, 1.0)}, {"map_ready_s", map_ready}}
+                          .dump()
+                          .c_str());
+  return rc;
+}
+
 int latency(int argc, char** argv) {
   const int changes = std::stoi(arg(argc, argv, "--changes", "20"));
   Worker worker;
@@ -168,7 +219,8 @@ int main(int argc, char** argv) {
   const std::string what = argc > 1 ? argv[1] : "";
   if (what == "startup") return startup(argc, argv);
   if (what == "frames") return frames(argc, argv);
+  if (what == "tsne-frames") return tsne_frames(argc, argv);
   if (what == "latency") return latency(argc, argv);
-  std::fprintf(stderr, "usage: bench_studio startup|frames|latency [--superposition DIR] [--device D]\n");
+  std::fprintf(stderr, "usage: bench_studio startup|frames|tsne-frames|latency [--superposition DIR] [--device D]\n");
   return 2;
 }
