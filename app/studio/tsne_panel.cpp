@@ -278,7 +278,7 @@ void TsnePanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker) 
     const ImVec2 at = ImGui::GetCursorScreenPos();
     const float h = ImGui::GetTextLineHeight();
     ImGui::GetWindowDrawList()->AddRectFilled(at, ImVec2(at.x + h, at.y + h), category_colour(static_cast<int>(c)));
-    ImGui::Dummy(ImVec2(h, h));
+    ImGui::Dummy(ImVec2(h, h));  // the swatch drawn above takes this much room in the layout
     ImGui::SameLine();
     ImGui::TextUnformatted(map.category_names[c].c_str());
   }
