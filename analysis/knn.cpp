@@ -2,8 +2,12 @@
 #include "analysis/knn.h"
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <torch/torch.h>
 
@@ -39,7 +43,118 @@ KnnResult knn_torch(const torch::Tensor& points, const torch::Tensor& queries, i
   return {torch::cat(indices), torch::cat(distances)};
 }
 
+
+// Index of the nearest row of `centroids` (L,C) for each row of x (N,C), in
+// blocks of rows.
+torch::Tensor nearest_centroid(const torch::Tensor& x, const torch::Tensor& centroids) {
+  const auto c_norm = centroids.pow(2).sum(1);  // (L)
+  const int64_t block = std::clamp<int64_t>((int64_t{1} << 26) / std::max<int64_t>(centroids.size(0), 1), 1, 65536);
+  std::vector<torch::Tensor> parts;
+  for (int64_t start = 0; start < x.size(0); start += block) {
+    const auto xb = x.narrow(0, start, std::min(block, x.size(0) - start));
+    parts.push_back(std::get<1>((c_norm - 2 * torch::matmul(xb, centroids.t())).min(1)));
+  }
+  return torch::cat(parts);
+}
+
+// k-means (Lloyd) from `lists` distinct sample points chosen by `seed`; an
+// emptied cell keeps its centroid.
+torch::Tensor train_centroids(const torch::Tensor& points, int64_t lists, const IvfOptions& options) {
+  auto generator = at::detail::createCPUGenerator(options.seed);
+  const int64_t n = points.size(0);
+  const int64_t sample_size =
+      std::min(n, options.train_points > 0 ? std::max(options.train_points, lists) : 64 * lists);
+  const auto sample_rows = torch::randperm(n, generator, torch::kLong).narrow(0, 0, sample_size).to(points.device());
+  const auto sample = points.index_select(0, sample_rows);
+  auto centroids = sample.narrow(0, 0, lists).clone();
+  for (int64_t it = 0; it < options.kmeans_iterations; ++it) {
+    const auto assign = nearest_centroid(sample, centroids);
+    const auto sums = torch::zeros_like(centroids).index_add_(0, assign, sample);
+    const auto counts = torch::bincount(assign, {}, lists).to(sample.dtype()).unsqueeze(1);
+    centroids = torch::where(counts > 0, sums / counts.clamp_min(1), centroids);
+  }
+  return centroids;
+}
+
+std::vector<int64_t> to_vector(const torch::Tensor& t) {
+  const auto c = t.to(torch::kCPU, torch::kLong).contiguous();
+  return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
+}
+
+void check_search(const torch::Tensor& points, const torch::Tensor& queries, int64_t k) {
+  TORCH_CHECK(points.dim() == 2 && queries.dim() == 2, "knn_search: expected (N,C) points and (Q,C) queries, got ",
+              points.sizes(), " and ", queries.sizes());
+  if (points.size(1) != queries.size(1)) {
+    throw Error("knn", "points have width " + std::to_string(points.size(1)) + " but queries " +
+                           std::to_string(queries.size(1)));
+  }
+  if (k < 1 || k > points.size(0)) {
+    throw Error("knn", "k = " + std::to_string(k) + " is outside [1, " + std::to_string(points.size(0)) + "]");
+  }
+}
+
 }  // namespace
+
+KnnResult knn_ivf(const torch::Tensor& points, const torch::Tensor& queries, int64_t k, const IvfOptions& options) {
+  check_search(points, queries, k);
+  torch::NoGradGuard no_grad;
+  const auto p = points.to(torch::kFloat32).contiguous();
+  const auto q = queries.to(p.device(), torch::kFloat32).contiguous();
+  const int64_t n = p.size(0);
+  const int64_t lists = std::min(
+      n, options.lists > 0 ? options.lists
+                           : std::clamp<int64_t>(static_cast<int64_t>(2 * std::sqrt(static_cast<double>(n))), 16, 8192));
+  const auto centroids = train_centroids(p, lists, options);
+
+  // Points sorted by cell: cell c holds order[start[c] .. start[c] + count[c]).
+  const auto point_cell = nearest_centroid(p, centroids);
+  const auto order = to_vector(std::get<1>(point_cell.sort()));
+  const auto count = to_vector(torch::bincount(point_cell, {}, lists));
+  std::vector<int64_t> start(static_cast<size_t>(lists) + 1, 0);
+  for (int64_t c = 0; c < lists; ++c) start[static_cast<size_t>(c) + 1] = start[static_cast<size_t>(c)] + count[static_cast<size_t>(c)];
+  // Queries by cell, and each cell's nearest cells (itself first).
+  const auto query_cell = nearest_centroid(q, centroids);
+  const auto query_order = std::get<1>(query_cell.sort());
+  const auto query_count = to_vector(torch::bincount(query_cell, {}, lists));
+  const int64_t ranked = std::min<int64_t>(lists, std::max<int64_t>(4 * options.probes, 64));
+  const auto c_norm = centroids.pow(2).sum(1);
+  const auto cell_d = (c_norm.unsqueeze(1) + c_norm - 2 * torch::matmul(centroids, centroids.t()));
+  const auto near_cells = to_vector(std::get<1>(cell_d.topk(ranked, 1, /*largest=*/false)));
+
+  const auto p_norm = p.pow(2).sum(1);
+  auto indices = torch::empty({q.size(0), k}, torch::TensorOptions().dtype(torch::kLong).device(p.device()));
+  auto distances = torch::empty({q.size(0), k}, p.options());
+  std::vector<int64_t> candidates;
+  int64_t query_start = 0;
+  for (int64_t c = 0; c < lists; ++c) {
+    const int64_t group = query_count[static_cast<size_t>(c)];
+    if (group == 0) continue;
+    candidates.clear();
+    for (int64_t r = 0; r < ranked; ++r) {
+      if (r >= options.probes && static_cast<int64_t>(candidates.size()) >= k) break;
+      const auto cell = static_cast<size_t>(near_cells[static_cast<size_t>(c * ranked + r)]);
+      candidates.insert(candidates.end(), order.begin() + start[cell], order.begin() + start[cell + 1]);
+    }
+    if (static_cast<int64_t>(candidates.size()) < k) candidates = order;  // too few nearby: all points
+    const auto cand = torch::tensor(candidates, torch::kLong).to(p.device());
+    const auto cand_points = p.index_select(0, cand);  // (M,C)
+    const auto cand_norm = p_norm.index_select(0, cand);
+    // Queries of the cell in blocks of at most about 2^27 distances.
+    const int64_t block = std::max<int64_t>(1, (int64_t{1} << 27) / cand.size(0));
+    for (int64_t b = 0; b < group; b += block) {
+      const int64_t size = std::min(block, group - b);
+      const auto rows = query_order.narrow(0, query_start + b, size);
+      const auto qg = q.index_select(0, rows);                 // (G,C)
+      auto d = torch::matmul(qg, cand_points.t());             // (G,M)
+      d.mul_(-2).add_(cand_norm).add_(qg.pow(2).sum(1, true)).clamp_min_(0);
+      const auto top = d.topk(k, 1, /*largest=*/false, /*sorted=*/true);
+      indices.index_copy_(0, rows, cand.index_select(0, std::get<1>(top).reshape(-1)).view({size, k}));
+      distances.index_copy_(0, rows, std::get<0>(top));
+    }
+    query_start += group;
+  }
+  return {indices, distances};
+}
 
 bool knn_uses_faiss() {
 #ifdef SUPERPOSE_HAVE_FAISS
@@ -50,15 +165,7 @@ bool knn_uses_faiss() {
 }
 
 KnnResult knn_search(const torch::Tensor& points, const torch::Tensor& queries, int64_t k, const KnnOptions& options) {
-  TORCH_CHECK(points.dim() == 2 && queries.dim() == 2, "knn_search: expected (N,C) points and (Q,C) queries, got ",
-              points.sizes(), " and ", queries.sizes());
-  if (points.size(1) != queries.size(1)) {
-    throw Error("knn", "points have width " + std::to_string(points.size(1)) + " but queries " +
-                           std::to_string(queries.size(1)));
-  }
-  if (k < 1 || k > points.size(0)) {
-    throw Error("knn", "k = " + std::to_string(k) + " is outside [1, " + std::to_string(points.size(0)) + "]");
-  }
+  check_search(points, queries, k);
 #ifdef SUPERPOSE_HAVE_FAISS
   if (points.device().is_cpu() && queries.device().is_cpu()) {
     auto p = points.to(torch::kFloat32).contiguous();
@@ -80,7 +187,7 @@ KnnResult knn_search(const torch::Tensor& points, const torch::Tensor& queries, 
     return result;
   }
 #endif
-  (void)options;
+  if (points.size(0) > options.approximate_above) return knn_ivf(points, queries, k);
   return knn_torch(points, queries, k);
 }
 

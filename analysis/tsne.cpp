@@ -11,6 +11,13 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#ifdef SUPERPOSE_HAVE_CUDA_KERNELS
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "analysis/tsne_cuda.h"
+#endif
+
 #include "analysis/knn.h"
 #include "analysis/pca.h"
 #include "model/errors.h"
@@ -161,19 +168,22 @@ std::pair<torch::Tensor, torch::Tensor> fft_sums(const torch::Tensor& y, int64_t
   auto s2 = (flat2.index_select(0, index.reshape(-1)).view({n, -1, q}) * weight.unsqueeze(2)).sum(1);  // (N,q)
   // Each point's interaction with itself through the grid is not K(0) = 1
   // but Σ_ab w_a w_b K(node_a − node_b) over its own corners: remove exactly that.
+  // Σ_ab w_a w_b K(node_a − node_b) = wᵀ K w with K the corners' (2^dims)²
+  // kernel matrix; corners a and c differ by 0 or 1 cell per axis.
   const int64_t corners = index.size(1);
-  std::vector<int64_t> strides(static_cast<size_t>(dims));
-  for (int64_t d = 0; d < dims; ++d) strides[static_cast<size_t>(d)] = static_cast<int64_t>(std::pow(grid, dims - 1 - d));
-  auto self1 = torch::zeros({n}, y.options()), self2 = torch::zeros({n}, y.options());
+  std::vector<float> k1_corners(static_cast<size_t>(corners * corners)), k2_corners(k1_corners.size());
   for (int64_t a = 0; a < corners; ++a) {
     for (int64_t c = 0; c < corners; ++c) {
-      double dist2 = 0;  // corners a and c differ by 0 or 1 cell per axis
+      double dist2 = 0;
       for (int64_t d = 0; d < dims; ++d) dist2 += (((a >> d) & 1) != ((c >> d) & 1)) ? h * h : 0.0;
-      const auto ww = weight.select(1, a) * weight.select(1, c);
-      self1 += ww / (1 + dist2);
-      self2 += ww / ((1 + dist2) * (1 + dist2));
+      k1_corners[static_cast<size_t>(a * corners + c)] = static_cast<float>(1 / (1 + dist2));
+      k2_corners[static_cast<size_t>(a * corners + c)] = static_cast<float>(1 / ((1 + dist2) * (1 + dist2)));
     }
   }
+  const auto corner_kernels =
+      torch::cat({torch::tensor(k1_corners), torch::tensor(k2_corners)}).view({2, corners, corners}).to(y.device());
+  const auto self = (torch::matmul(weight.unsqueeze(0), corner_kernels) * weight.unsqueeze(0)).sum(2);  // (2,N)
+  const auto self1 = self.select(0, 0), self2 = self.select(0, 1);
   s1 = s1 - self1;
   s2 = s2 - self2.unsqueeze(1) * charges;
   return {s1, s2};
@@ -233,7 +243,11 @@ Tsne::Tsne(const torch::Tensor& data, TsneOptions options) : options_(options) {
     x = fit_pca(x, std::min(options_.pca_dims, n_)).project(x);
   }
   method_ = options_.gradient;
-  if (method_ == TsneGradient::kAuto) method_ = n_ <= options_.exact_max_points ? TsneGradient::kExact : TsneGradient::kFft;
+  const bool fusable = x.is_cuda() && options_.fused_cuda && tsne_has_cuda_kernels();
+  if (method_ == TsneGradient::kAuto) {
+    const int64_t exact_limit = fusable ? options_.exact_max_points_cuda : options_.exact_max_points;
+    method_ = n_ <= exact_limit ? TsneGradient::kExact : TsneGradient::kFft;
+  }
   if (options_.grid == 0) options_.grid = options_.dims == 2 ? 1024 : 160;
 
   // Affinities over k neighbours (self excluded).
@@ -271,12 +285,39 @@ Tsne::Tsne(const torch::Tensor& data, TsneOptions options) : options_(options) {
   learning_rate_ = options_.learning_rate > 0
                        ? options_.learning_rate
                        : std::max(static_cast<double>(n_) / options_.early_exaggeration / 4.0, 50.0);
+  fused_ = fusable && method_ == TsneGradient::kExact;
+  if (fused_) {
+    // P's entries are sorted by row (coalesced): row i spans row_ptr[i]..row_ptr[i+1].
+    row_ptr_ = torch::cat({torch::zeros({1}, rows_.options()), torch::bincount(rows_, {}, n_).cumsum(0)});
+    y_next_ = torch::empty_like(y_);
+    repulsion_ = torch::empty_like(y_);
+    z_rows_ = torch::empty({n_}, y_.options());
+  }
+}
+
+bool tsne_has_cuda_kernels() {
+#ifdef SUPERPOSE_HAVE_CUDA_KERNELS
+  return true;
+#else
+  return false;
+#endif
 }
 
 torch::Tensor Tsne::gradient(const torch::Tensor& y, double exaggeration, TsneGradient method) const {
   torch::NoGradGuard no_grad;
   const auto attract = attraction(y, rows_, cols_, vals_ * exaggeration);  // (N,dims)
   if (method == TsneGradient::kExact) {
+#ifdef SUPERPOSE_HAVE_CUDA_KERNELS
+    if (y.is_cuda() && options_.fused_cuda) {
+      const c10::cuda::CUDAGuard guard(y.device());
+      const auto yc = y.to(torch::kFloat32).contiguous();
+      auto repel = torch::empty_like(yc);
+      auto z_rows = torch::empty({yc.size(0)}, yc.options());
+      tsne_cuda::exact_repulsion(yc.data_ptr<float>(), yc.size(0), static_cast<int>(yc.size(1)), repel.data_ptr<float>(),
+                                 z_rows.data_ptr<float>(), c10::cuda::getCurrentCUDAStream(y.device().index()).stream());
+      return 4 * (attract - repel / z_rows.sum(torch::kFloat64).to(torch::kFloat32));
+    }
+#endif
     const auto [repel, z] = exact_repulsion(y);
     return 4 * (attract - repel / z);
   }
@@ -295,6 +336,34 @@ int64_t Tsne::step(int64_t iterations, const std::function<bool(int64_t)>& on_st
     const bool early = iteration_ < options_.exaggeration_iterations;
     const double exaggeration = early ? options_.early_exaggeration : 1.0;
     const double momentum = early ? options_.initial_momentum : options_.final_momentum;
+    if (fused_) {
+#ifdef SUPERPOSE_HAVE_CUDA_KERNELS
+      const c10::cuda::CUDAGuard guard(y_.device());
+      tsne_cuda::ExactStep s;
+      s.n = n_;
+      s.dims = static_cast<int>(options_.dims);
+      s.y = y_.data_ptr<float>();
+      s.y_next = y_next_.data_ptr<float>();
+      s.velocity = velocity_.data_ptr<float>();
+      s.gains = gains_.data_ptr<float>();
+      s.row_ptr = row_ptr_.data_ptr<int64_t>();
+      s.cols = cols_.data_ptr<int64_t>();
+      s.vals = vals_.data_ptr<float>();
+      s.repulsion = repulsion_.data_ptr<float>();
+      s.z_rows = z_rows_.data_ptr<float>();
+      s.exaggeration = static_cast<float>(exaggeration);
+      s.momentum = static_cast<float>(momentum);
+      s.learning_rate = static_cast<float>(learning_rate_);
+      s.min_gain = static_cast<float>(options_.min_gain);
+      s.stream = c10::cuda::getCurrentCUDAStream(y_.device().index()).stream();
+      tsne_cuda::exact_step(s);
+      std::swap(y_, y_next_);
+#endif
+      ++iteration_;
+      ++run;
+      if (on_step && !on_step(iteration_)) break;
+      continue;
+    }
     auto grad = gradient(y_, exaggeration, method_);
     // Gains grow where the gradient changed sign against the last update.
     const auto flipped = (velocity_ * grad) < 0;

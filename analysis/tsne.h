@@ -32,6 +32,14 @@ struct TsneOptions {
   int64_t neighbors = 0;
   TsneGradient gradient = TsneGradient::kAuto;
   int64_t exact_max_points = 5000;     // kAuto: exact up to here, FFT above
+  // kAuto on a CUDA device where the build has the fused kernels
+  // (tsne_has_cuda_kernels()): the fused exact step costs about as much as
+  // an FFT step up to here, and it is exact.
+  int64_t exact_max_points_cuda = 40000;
+  // Run the exact gradient on CUDA through the fused kernels where the build
+  // has them (two launches per step instead of dozens of LibTorch
+  // operations); false keeps the LibTorch path, the reference.
+  bool fused_cuda = true;
   // FFT gradient: the most interpolation grid cells per embedding axis
   // (0: 1024 in 2D, 160 in 3D). Cells are 0.25 units wide (the kernel's
   // width is 1) until the layout outgrows the cap; then they widen and the
@@ -74,6 +82,8 @@ class Tsne {
   // `exaggeration`, by the method in use or the one named; for tests.
   torch::Tensor gradient(const torch::Tensor& y, double exaggeration, TsneGradient method) const;
   TsneGradient method() const { return method_; }
+  // Whether steps run through the fused CUDA kernels.
+  bool fused() const { return fused_; }
   const TsneOptions& options() const { return options_; }
 
  private:
@@ -88,7 +98,15 @@ class Tsne {
   torch::Tensor gains_;      // (N,dims)
   int64_t iteration_ = 0;
   double learning_rate_ = 0;
+  // The fused CUDA path: P's row offsets (N+1), the layout being written,
+  // and scratch for the repulsion and the per-row Z.
+  bool fused_ = false;
+  torch::Tensor row_ptr_, y_next_, repulsion_, z_rows_;
 };
+
+// Whether this build has the fused CUDA t-SNE kernels (LibTorch with CUDA
+// and nvcc at build time).
+bool tsne_has_cuda_kernels();
 
 // Conditional affinities p_{j|i} ∝ exp(-β_i d²_ij) over each row's
 // neighbours, with β_i found by binary search so that the row's perplexity

@@ -104,6 +104,7 @@ class JsonLine {
     return raw(key, quoted + "\"");
   }
   JsonLine& add(const std::string& key, const char* value) { return add(key, std::string(value)); }
+  JsonLine& add(const std::string& key, bool value) { return raw(key, value ? "true" : "false"); }
   JsonLine& add(const std::string& key, int64_t value) { return raw(key, std::to_string(value)); }
   JsonLine& add(const std::string& key, double value) {
     std::ostringstream text;
@@ -196,7 +197,9 @@ int tsne(const Args& args) {
   JsonLine line;
   line.add("what", "tsne").add("n", n).add("dim", x.size(1)).add("device", device_label(device))
       .add("gradient", run.method() == superpose::TsneGradient::kExact ? "exact" : "fft")
-      .add("knn", device.is_cpu() && superpose::knn_uses_faiss() ? "faiss" : "torch")
+      .add("fused", run.fused())
+      .add("knn", std::string(device.is_cpu() && superpose::knn_uses_faiss() ? "faiss" : "torch") +
+                      (n > superpose::KnnOptions{}.approximate_above ? " approximate" : " exact"))
       .add("threads", static_cast<int64_t>(torch::get_num_threads())).add("iterations", iterations)
       .add("setup_s", setup).add("optimise_s", optimise).add("total_s", setup + optimise).add("kl", kl);
   if (n <= 20000) {

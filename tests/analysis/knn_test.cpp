@@ -28,25 +28,55 @@ TEST(Knn, MatchesBruteForceDistances) {
   EXPECT_TRUE(torch::equal(self.indices.flatten(), torch::arange(10)));
 }
 
-TEST(Knn, ApproximateSearchFindsNearlyEveryTrueNeighbour) {
-  if (!knn_uses_faiss()) GTEST_SKIP() << "this build has no FAISS: every search is exact";
+// Clustered points, where a broken approximate index loses most neighbours.
+torch::Tensor clustered_points() {
   torch::manual_seed(4);
   const auto centres = torch::randn({8, 16}) * 4;
-  const auto points = centres.index_select(0, torch::arange(8).repeat_interleave(500)) + torch::randn({4000, 16});
+  return centres.index_select(0, torch::arange(8).repeat_interleave(500)) + torch::randn({4000, 16});
+}
+
+// Recall@k of an approximate search against the exact one (the share of true
+// neighbours found), and the invariants of any result: nearest first, and the
+// distances are those of the returned points.
+double recall_checked(const KnnResult& fast, const torch::Tensor& points, int64_t k) {
+  const auto exact = knn_search(points, points, k);
+  const auto found = fast.indices.unsqueeze(2).eq(exact.indices.unsqueeze(1)).any(1);  // (N,k)
+  EXPECT_TRUE(torch::all(fast.distances.narrow(1, 1, k - 1) >= fast.distances.narrow(1, 0, k - 1)).item<bool>());
+  const int64_t n = points.size(0), c = points.size(1);
+  const auto direct = (points.unsqueeze(1) - points.index_select(0, fast.indices.flatten()).view({n, k, c})).pow(2).sum(2);
+  EXPECT_TRUE(testing::all_close(fast.distances, direct, 1e-3));
+  return found.to(torch::kFloat64).mean().item<double>();
+}
+
+TEST(Knn, ApproximateSearchFindsNearlyEveryTrueNeighbour) {
+  if (!knn_uses_faiss()) GTEST_SKIP() << "this build has no FAISS: every search is exact";
+  const auto points = clustered_points();
   KnnOptions approximate;
   approximate.approximate_above = 0;  // HNSW even for this small set
-  const int64_t k = 10;
-  const auto fast = knn_search(points, points, k, approximate);
-  const auto exact = knn_search(points, points, k);
-  // Recall@10: the share of true neighbours found. HNSW with efSearch 128 on
-  // 4,000 points finds nearly all of them; 0.95 leaves room for its
-  // graph-building order, not for a broken index (which scores near 0).
-  const auto found = fast.indices.unsqueeze(2).eq(exact.indices.unsqueeze(1)).any(1);  // (N,k)
-  EXPECT_GT(found.to(torch::kFloat64).mean().item<double>(), 0.95);
-  // Nearest first, and the distances are those of the returned points.
-  EXPECT_TRUE(torch::all(fast.distances.narrow(1, 1, k - 1) >= fast.distances.narrow(1, 0, k - 1)).item<bool>());
-  const auto direct = (points.unsqueeze(1) - points.index_select(0, fast.indices.flatten()).view({4000, k, 16})).pow(2).sum(2);
-  EXPECT_TRUE(testing::all_close(fast.distances, direct, 1e-3));
+  // HNSW with efSearch 128 on 4,000 points finds nearly all of them; 0.95
+  // leaves room for its graph-building order, not for a broken index (which
+  // scores near 0).
+  EXPECT_GT(recall_checked(knn_search(points, points, 10, approximate), points, 10), 0.95);
+}
+
+TEST(Knn, InvertedFileFindsNearlyEveryTrueNeighbourAndRepeats) {
+  const auto points = clustered_points();
+  const auto fast = knn_ivf(points, points, 10);
+  // 126 cells, 24 probed per query cell: the true neighbours lie almost all
+  // in the probed cells; 0.95 leaves room for points at cell borders.
+  EXPECT_GT(recall_checked(fast, points, 10), 0.95);
+  // Every point finds itself (distance 0) first.
+  EXPECT_TRUE(torch::equal(fast.indices.select(1, 0), torch::arange(4000)));
+  // Deterministic for a seed.
+  EXPECT_TRUE(torch::equal(knn_ivf(points, points, 10).indices, fast.indices));
+  // Few probes still return k neighbours (cells are added until k points).
+  IvfOptions narrow;
+  narrow.lists = 400;
+  narrow.probes = 1;
+  const auto sparse = knn_ivf(points, points, 30, narrow);
+  EXPECT_EQ(sparse.indices.sizes(), (std::vector<int64_t>{4000, 30}));
+  EXPECT_GT(recall_checked(sparse, points, 30), 0.3);
+  SUPERPOSE_EXPECT_THROW_WITH(knn_ivf(points, torch::randn({2, 4}), 1), Error, "width 16", "queries 4");
 }
 
 TEST(Knn, RefusesBadArguments) {
