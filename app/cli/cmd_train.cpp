@@ -3,6 +3,7 @@
 // every N steps and on Ctrl-C, --resume, bf16 autocast on CUDA.
 #include <ctime>
 #include <iostream>
+#include <optional>
 
 #include <torch/torch.h>
 
@@ -245,6 +246,7 @@ void register_train(CLI::App& app) {
     std::string base, fine, variant = "1d", chain = "teacher", conv = "causal", ae_layers, embedding_blend = "mean-alpha";
     int64_t control_points = 16, degree = 3;
     double lr_alpha = 2e-4, lr_ae = 1e-4;
+    std::optional<double> recon_weight, lm_weight;
   };
   auto o = std::make_shared<Options>();
   auto* command = app.add_subcommand("train", "train a superposition of two experts (SPEC §5); writes a superposition folder");
@@ -262,6 +264,12 @@ void register_train(CLI::App& app) {
   command->add_option("--degree", o->degree, "B-spline degree")->capture_default_str();
   command->add_option("--lr-alpha", o->lr_alpha, "learning rate of α")->capture_default_str();
   command->add_option("--lr-ae", o->lr_ae, "learning rate of the autoencoders")->capture_default_str();
+  command->add_option("--recon-weight", o->recon_weight,
+                      "weight of the reconstruction loss (default: SPEC §5's, 3 for 1d and 1 for 2d)")
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--lm-weight", o->lm_weight,
+                      "weight of the language-model loss (default: SPEC §5's, 1 for 1d and 0.2 for 2d)")
+      ->check(CLI::NonNegativeNumber);
   command->callback([o] {
     finish_loop_options(o->loop);
     const auto variant = parse_variant(o->variant, "--variant");
@@ -283,6 +291,11 @@ void register_train(CLI::App& app) {
     settings.lr_autoencoders = o->lr_ae;
     settings.weight_decay = o->loop.loop.weight_decay;
     settings.weights = SuperpositionLossWeights::defaults(variant);
+    if (o->recon_weight) settings.weights.recon = *o->recon_weight;
+    if (o->lm_weight) settings.weights.lm = *o->lm_weight;
+    if (settings.weights.recon == 0 && settings.weights.lm == 0) {
+      throw Error("--recon-weight", "and --lm-weight are both 0: nothing would be trained");
+    }
     SuperpositionObjective objective(model, o->base, o->fine, settings);
     const Tokenizer tokenizer = Tokenizer::from_dir(resolve_tokenizer_dir(std::nullopt, std::filesystem::path(o->base)));
     nlohmann::json provenance{{"command", "train"},  {"chain", chain_name(chain)},

@@ -91,9 +91,14 @@ TEST_F(TrainCli, PretrainFinetuneAndTrainWriteFoldersTheOtherCommandsRead) {
   r = run({"info", fine.string()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
 
-  r = run(train_args(superposition, {"--steps", "3", "--variant", "2d", "--chain", "free"}));
+  r = run(train_args(superposition, {"--steps", "3", "--variant", "2d", "--chain", "free", "--lm-weight", "0.5"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(superposition / "superposition.json"));
+  // The loss weights in force are recorded: 2D's reconstruction weight (1)
+  // and the LM weight given.
+  const auto provenance = nlohmann::json::parse(superpose::testing::slurp(superposition / "training.json"));
+  EXPECT_DOUBLE_EQ(provenance["loss_weights"]["lm"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(provenance["loss_weights"]["recon"].get<double>(), 1.0);
   r = run({"generate", "--superposition", superposition.string(), "--prompt", "The", "--max-new-tokens", "3",
            "--temperature", "0"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -165,6 +170,8 @@ TEST_F(TrainCli, BadInputsFailWithOneLine) {
   expect_clean_failure(with_value(train_args(out, {"--steps", "1"}), "--fine", other.string()), {"cannot be superposed", "n_layer"}, out);
   expect_clean_failure(train_args(out, {"--variant", "3d"}), {"--variant"}, out);
   expect_clean_failure(train_args(out, {"--chain", "loose"}), {"--chain"}, out);
+  expect_clean_failure(train_args(out, {"--lm-weight", "-1"}), {"--lm-weight"}, out);
+  expect_clean_failure(train_args(out, {"--recon-weight", "0", "--lm-weight", "0"}), {"--recon-weight", "both 0"}, out);
 
   // --freeze names parameters by prefix; a name that matches none is refused.
   const std::vector<std::string> finetune = {"finetune", "--model", kBase, "--data", data_, "--out", out.string(),
