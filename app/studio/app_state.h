@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "app/studio/file_dialog.h"
 #include "app/studio/worker.h"
 
 namespace superpose::studio {
@@ -173,6 +174,9 @@ struct AppState {
   NeuronUi neurons;
   TrajectoryUi trajectories;
   MetricsUi metrics;
+
+  // --- File › Open ------------------------------------------------------
+  OpenDialogUi open_dialog;
 
   // --- sessions and messages --------------------------------------------
   std::string session_path = "session.json";

@@ -87,15 +87,19 @@ void MetricsPanel::draw(AppState& state, const Snapshot& snapshot, Worker& worke
   input_text("data##metrics", ui.request.data);
   ImGui::SameLine();
   const bool running = snapshot.eval && snapshot.eval->running;
-  ImGui::BeginDisabled(!snapshot.superposition || snapshot.job.has_value());
+  ImGui::BeginDisabled(!snapshot.superposition || running);
   if (ImGui::Button("Evaluate")) worker.run_eval(ui.request);
   ImGui::EndDisabled();
   ImGui::SameLine();
   ImGui::BeginDisabled(!running);
   if (ImGui::Button("Cancel##metrics")) worker.cancel_eval();
   ImGui::EndDisabled();
-  if (running && snapshot.job) {
-    ImGui::ProgressBar(static_cast<float>(std::max(0.0, snapshot.job->fraction)), ImVec2(-1.0f, 0.0f), "evaluating");
+  if (running) {
+    // The evaluation's own progress: the job line may show a generation running between its batches.
+    const EvalResults& e = *snapshot.eval;
+    const float fraction = e.batches > 0 ? static_cast<float>(e.batches_done) / static_cast<float>(e.batches) : 0.0f;
+    const std::string label = "evaluating: batch " + std::to_string(e.batches_done) + " of " + std::to_string(e.batches);
+    ImGui::ProgressBar(fraction, ImVec2(-1.0f, 0.0f), label.c_str());
   }
   if (!snapshot.eval) {
     ImGui::TextDisabled("Evaluate scores every model on the data (perplexity, accuracy, JSD, cosine, MSE).");

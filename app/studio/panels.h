@@ -76,6 +76,12 @@ struct MetricsPanel {
   void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
 };
 
+// File › Open (Ctrl+O): browses folders and opens a superposition, a GPT-2
+// pair or a notebook checkpoint through the worker's import (file_dialog.h).
+struct OpenDialog {
+  void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
+};
+
 // A strip along the bottom: device, model, causal flag, job with Cancel and
 // the last error.
 struct StatusBar {

@@ -67,7 +67,7 @@ void open_at_start(const StudioOptions& options, AppState& state, Worker& worker
     worker.load_superposition(default_superposition_dir(), load);
   } else {
     state.app_message = "No default superposition at " + default_superposition_dir().string() +
-                        ": open one with File > Open session or --superposition DIR";
+                        ": open one with File > Open… (Ctrl+O) or --superposition DIR";
     state.app_error = true;
   }
 }
@@ -75,6 +75,8 @@ void open_at_start(const StudioOptions& options, AppState& state, Worker& worker
 void main_menu(AppState& state, const Snapshot& snapshot, Worker& worker) {
   if (!ImGui::BeginMainMenuBar()) return;
   if (ImGui::BeginMenu("File")) {
+    if (ImGui::MenuItem("Open…", "Ctrl+O")) show_open_dialog(state, snapshot);
+    ImGui::Separator();
     ImGui::SetNextItemWidth(260.0f);
     input_text("session file", state.session_path);
     if (ImGui::MenuItem("Save session")) {
@@ -134,6 +136,9 @@ void shortcuts(AppState& state, const Snapshot& snapshot, Worker& worker) {
     start_generation(state, worker);
   }
   if (pressed(ImGuiKey_Escape) && snapshot.generation.running) worker.stop_generation();
+  // Dear ImGui 1.86 names only the editing letters; the GLFW backend fills
+  // KeysDown by GLFW key code, so O is asked for by that code.
+  if (io.KeyCtrl && ImGui::IsKeyPressed(GLFW_KEY_O, false)) show_open_dialog(state, snapshot);
   // Ctrl+Z / Ctrl+Y undo α edits unless a text field has the keyboard.
   if (io.KeyCtrl && !io.WantTextInput) {
     if (pressed(ImGuiKey_Z)) undo_alpha(state, snapshot, worker);
@@ -191,6 +196,7 @@ int run_studio(const StudioOptions& options) {
   NeuronsPanel neurons_panel;
   TrajectoriesPanel trajectories_panel;
   MetricsPanel metrics_panel;
+  OpenDialog open_dialog;
   StatusBar status_bar;
 
   int frame = 0;
@@ -244,6 +250,7 @@ int run_studio(const StudioOptions& options) {
     ImGui::SetNextWindowPos(ImVec2(w * 0.50f, top + 60.0f), ImGuiCond_FirstUseEver);
     ImGui::SetNextWindowSize(ImVec2(w * 0.48f, h * 0.60f), ImGuiCond_FirstUseEver);
     metrics_panel.draw(state, *snapshot, worker);
+    open_dialog.draw(state, *snapshot, worker);
     status_bar.draw(state, *snapshot, worker);
     ImGui::Render();
 

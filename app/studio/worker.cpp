@@ -2,10 +2,14 @@
 // on the UI thread; generation is one queued command per token.
 #include "app/studio/worker.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cassert>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 #include <torch/cuda.h>
@@ -25,6 +29,7 @@
 #include "model/model_dir.h"
 #include "model/safetensors.h"
 #include "model/sampling.h"
+#include "model/seed_import.h"
 #include "model/superposed_generate.h"
 #include "model/superposition_io.h"
 #include "model/tokenizer.h"
@@ -33,6 +38,9 @@ namespace superpose::studio {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Commands that may run between an evaluation's batches (Worker::run_eval).
+constexpr bool kAlongside = true;
 
 std::string number_text(double value) {
   std::ostringstream out;
@@ -238,7 +246,7 @@ void Worker::run() {
   // Grad mode is thread-local: nothing on this thread records graphs.
   torch::NoGradGuard no_grad;
   for (;;) {
-    std::function<void()> command;
+    Command command;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [this] { return stopping_ || !commands_.empty(); });
@@ -246,22 +254,46 @@ void Worker::run() {
       command = std::move(commands_.front());
       commands_.pop_front();
     }
-    command();
+    command.run();
     pending_.fetch_sub(1);
   }
 }
 
-void Worker::enqueue(std::function<void()> command) {
+bool Worker::run_alongside() {
+  size_t budget = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return false;
+    budget = commands_.size();
+  }
+  for (; budget > 0; --budget) {
+    Command command;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return false;
+      // The first command that may not run alongside keeps its place, and
+      // every command after it keeps waiting behind it: the order holds.
+      if (commands_.empty() || !commands_.front().alongside) return true;
+      command = std::move(commands_.front());
+      commands_.pop_front();
+    }
+    command.run();
+    pending_.fetch_sub(1);
+  }
+  return true;
+}
+
+void Worker::enqueue(std::function<void()> command, bool alongside) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return;
     pending_.fetch_add(1);
-    commands_.push_back(std::move(command));
+    commands_.push_back(Command{std::move(command), alongside});
   }
   wake_.notify_one();
 }
 
-void Worker::enqueue_guarded(const char* name, std::function<void()> command) {
+void Worker::enqueue_guarded(const char* name, std::function<void()> command, bool alongside) {
   enqueue([this, name, command = std::move(command)] {
     try {
       command();
@@ -274,7 +306,7 @@ void Worker::enqueue_guarded(const char* name, std::function<void()> command) {
     } catch (const std::exception& e) {
       fail(std::string(name) + ": " + e.what());
     }
-  });
+  }, alongside);
 }
 
 // --- loading -------------------------------------------------------------
@@ -427,6 +459,107 @@ void Worker::do_load_superposition(const std::filesystem::path& dir, const LoadS
   }
 }
 
+namespace {
+
+// Makes `dir` and its missing parents, one mkdir(2) at a time (LibTorch's own
+// std::filesystem symbols make create_directories unsafe in this program).
+void make_folders(const std::filesystem::path& dir) {
+  std::filesystem::path partial;
+  for (const auto& part : dir) {
+    partial /= part;
+    if (partial == partial.root_path()) continue;
+    if (::mkdir(partial.c_str(), 0777) != 0 && errno != EEXIST) {
+      throw Error(partial.string(), std::string("cannot create the folder: ") + std::strerror(errno));
+    }
+  }
+  if (!std::filesystem::is_directory(dir)) throw Error(dir.string(), "exists and is not a folder");
+}
+
+// root/<stem of checkpoint>, or <stem>-2, -3, ... when taken.
+std::filesystem::path fresh_import_dir(const std::filesystem::path& root, const std::filesystem::path& checkpoint) {
+  const std::string stem = checkpoint.stem().empty() ? std::string("checkpoint") : checkpoint.stem().string();
+  for (int n = 1; n < 10000; ++n) {
+    const auto candidate = root / (n == 1 ? stem : stem + "-" + std::to_string(n));
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::symlink_status(candidate, ec))) return candidate;
+  }
+  throw Error(root.string(), "holds too many imports of " + stem + "; remove some");
+}
+
+}  // namespace
+
+uint64_t Worker::import_seed(const ImportRequest& request) {
+  const uint64_t ticket = import_tickets_.fetch_add(1) + 1;
+  enqueue([this, ticket, request] { do_import(ticket, request); });
+  return ticket;
+}
+
+void Worker::do_import(uint64_t ticket, const ImportRequest& request) {
+  const std::string checkpoint = request.checkpoint.string();
+  ImportStatus status;
+  status.id = ticket;
+  status.checkpoint = checkpoint;
+  status.running = true;
+  draft_.import = status;
+  auto stage = [&](const char* what, double fraction) {
+    draft_.import->stage = what;
+    draft_.import->fraction = fraction;
+    draft_.job = JobProgress{"importing " + request.checkpoint.filename().string() + ": " + what, fraction, false};
+    publish();
+  };
+  auto failed = [&](std::string message) {
+    // One line that names the checkpoint, whichever step failed.
+    message = message.substr(0, message.find('\n'));
+    if (message.find(checkpoint) == std::string::npos) message = "import " + checkpoint + ": " + message;
+    draft_.import->running = false;
+    draft_.import->failed = true;
+    draft_.import->message = message;
+    fail(message);
+  };
+  std::filesystem::path out;
+  try {
+    if (request.checkpoint.empty()) throw Error("import", "no checkpoint file named");
+    if (request.base.empty() || request.fine.empty()) {
+      throw Error("import", "choose the base and fine experts' folders (HF GPT-2) the checkpoint was trained over");
+    }
+    if (request.out_root.empty()) throw Error("import", "no folder named for the imported superposition");
+    stage("reading the checkpoint", 0.0);
+    const SeedCheckpoint seed = read_seed_checkpoint(request.checkpoint);
+    stage("loading the experts", 0.2);
+    auto experts = superpose::load_experts(request.base, request.fine, torch::kCPU, torch::kFloat32);
+    stage("building the superposition", 0.4);
+    SuperposedModel model = superposition_from_seed(seed, experts.first.model, experts.second.model, {});
+    stage("writing", 0.6);
+    make_folders(request.out_root);
+    out = fresh_import_dir(request.out_root, request.checkpoint);
+    draft_.import->out_dir = out.string();
+    SuperpositionSpec spec;
+    spec.provenance = {{"source", "notebook checkpoint"},
+                       {"checkpoint", checkpoint},
+                       {"note", "centered convolution: non-causal, as trained by the notebooks"}};
+    save_superposition(out, model, spec, request.base, request.fine);
+  } catch (const c10::Error& e) {
+    failed(e.what_without_backtrace());
+    return;
+  } catch (const std::exception& e) {
+    failed(e.what());
+    return;
+  }
+  stage("loading", 0.8);
+  do_load_superposition(out, request.load, false, {}, {});  // publishes; its failure is the message
+  ImportStatus& done = *draft_.import;
+  done.running = false;
+  if (draft_.status == Snapshot::Status::kReady) {
+    done.finished = true;
+    done.fraction = 1.0;
+    publish();
+  } else {
+    done.failed = true;
+    done.message = draft_.message;
+    publish();
+  }
+}
+
 void Worker::refresh_superposition_info() {
   if (!draft_.superposition || models_->model.is_empty()) return;
   SuperposedModel& model = models_->model;
@@ -446,7 +579,7 @@ void Worker::refresh_superposition_info() {
 
 uint64_t Worker::generate(const std::string& prompt, const GenerationSettings& settings) {
   const uint64_t ticket = generate_tickets_.fetch_add(1) + 1;
-  enqueue_guarded("generate", [this, ticket, prompt, settings] { do_generate(ticket, prompt, settings); });
+  enqueue_guarded("generate", [this, ticket, prompt, settings] { do_generate(ticket, prompt, settings); }, kAlongside);
   return ticket;
 }
 
@@ -509,7 +642,7 @@ void Worker::do_generate(uint64_t ticket, const std::string& prompt, const Gener
   } else {
     draft_.job = JobProgress{"generating", 0.0, true};
     models_->generation->step_queued = true;
-    enqueue([this, ticket] { step(ticket); });
+    enqueue([this, ticket] { step(ticket); }, kAlongside);
   }
   publish();
 }
@@ -585,7 +718,7 @@ void Worker::step(uint64_t ticket) {
     } else {
       draft_.job = JobProgress{"generating", static_cast<double>(count) / g->settings.max_new_tokens, true};
       g->step_queued = true;
-      enqueue([this, ticket] { step(ticket); });
+      enqueue([this, ticket] { step(ticket); }, kAlongside);
     }
     publish();
   } catch (const Error& e) {
@@ -610,7 +743,7 @@ void Worker::stop_generation() {
       end_generation("stopped", true);
       publish();
     }
-  });
+  }, kAlongside);
 }
 
 void Worker::pause_generation() {
@@ -618,7 +751,7 @@ void Worker::pause_generation() {
     Models::Generation* g = models_->generation.get();
     if (g == nullptr || !g->active) throw Error("no generation in progress to pause");
     g->pause_at = static_cast<int64_t>(g->generated.size());  // the queued step sees it and pauses
-  });
+  }, kAlongside);
 }
 
 void Worker::resume_generation(int64_t pause_after) {
@@ -634,10 +767,10 @@ void Worker::resume_generation(int64_t pause_after) {
     if (!g->step_queued) {
       g->step_queued = true;
       const uint64_t ticket = g->ticket;
-      enqueue([this, ticket] { step(ticket); });
+      enqueue([this, ticket] { step(ticket); }, kAlongside);
     }
     publish();
-  });
+  }, kAlongside);
 }
 
 void Worker::reprefill() {
@@ -645,7 +778,7 @@ void Worker::reprefill() {
     models_->require();
     c10::InferenceMode inference;  // the caches were made in inference mode
     models_->require_generation().generator->reprefill();
-  });
+  }, kAlongside);
 }
 
 // --- α and autoencoders --------------------------------------------------
@@ -682,7 +815,7 @@ void Worker::set_alpha_global(double value) {
     model->set_alpha(value);
     refresh_superposition_info();
     publish();
-  });
+  }, kAlongside);
 }
 
 void Worker::set_alpha_layer(int64_t layer, double value) {
@@ -694,7 +827,7 @@ void Worker::set_alpha_layer(int64_t layer, double value) {
     edit_alpha(model, [&](torch::Tensor& alpha) { alpha[layer].fill_(value); });
     refresh_superposition_info();
     publish();
-  });
+  }, kAlongside);
 }
 
 void Worker::set_alpha_layer_dim(int64_t layer, int64_t dim, double value) {
@@ -713,7 +846,7 @@ void Worker::set_alpha_layer_dim(int64_t layer, int64_t dim, double value) {
     edit_alpha(model, [&](torch::Tensor& alpha) { alpha[layer][dim].fill_(value); });
     refresh_superposition_info();
     publish();
-  });
+  }, kAlongside);
 }
 
 void Worker::set_alpha_all(std::vector<float> values) {
@@ -732,7 +865,7 @@ void Worker::set_alpha_all(std::vector<float> values) {
     model->set_alpha_override(torch::tensor(values, torch::kFloat32).view(shape));
     refresh_superposition_info();
     publish();
-  });
+  }, kAlongside);
 }
 
 namespace {
@@ -774,14 +907,14 @@ void Worker::set_alpha_schedule(std::vector<ScheduleSegment> segments) {
     make_schedule(segments, model->alpha_shape());  // validates
     draft_.alpha_schedule = segments;
     publish();
-  });
+  }, kAlongside);
 }
 
 void Worker::clear_alpha_schedule() {
   enqueue_guarded("clear_alpha_schedule", [this] {
     draft_.alpha_schedule.clear();
     publish();
-  });
+  }, kAlongside);
 }
 
 void Worker::reset_alpha() {
@@ -790,7 +923,7 @@ void Worker::reset_alpha() {
     model->clear_alpha_override();
     refresh_superposition_info();
     publish();
-  });
+  }, kAlongside);
 }
 
 void Worker::set_autoencoder(int64_t layer, bool on) {
@@ -801,13 +934,13 @@ void Worker::set_autoencoder(int64_t layer, bool on) {
     model->set_autoencoder_enabled(layer, on);
     refresh_superposition_info();
     publish();
-  });
+  }, kAlongside);
 }
 
 // --- analysis ------------------------------------------------------------
 
 void Worker::analyse_sequence(int64_t position) {
-  enqueue_guarded("analyse_sequence", [this, position] { do_analyse(position); });
+  enqueue_guarded("analyse_sequence", [this, position] { do_analyse(position); }, kAlongside);
 }
 
 void Worker::do_analyse(int64_t position) {
@@ -905,7 +1038,7 @@ void Worker::cancel_tsne() {
       draft_.job.reset();
       publish();
     }
-  });
+  }, kAlongside);
 }
 
 void Worker::cancel_jobs() {
@@ -1002,7 +1135,7 @@ void Worker::do_tsne(uint64_t ticket, const TsneRequest& request) {
   models_->tsne = std::move(run);
   draft_.job = JobProgress{"t-SNE", 0.5, true};
   publish();
-  enqueue([this, ticket] { tsne_step(ticket); });
+  enqueue([this, ticket] { tsne_step(ticket); }, kAlongside);
 }
 
 void Worker::tsne_step(uint64_t ticket) {
@@ -1029,7 +1162,7 @@ void Worker::tsne_step(uint64_t ticket) {
       models_->tsne.reset();
     } else {
       draft_.job = JobProgress{"t-SNE", 0.5 + 0.5 * static_cast<double>(map.iteration) / map.iterations, true};
-      enqueue([this, ticket] { tsne_step(ticket); });
+      enqueue([this, ticket] { tsne_step(ticket); }, kAlongside);
     }
     publish();
   } catch (const std::exception& e) {
@@ -1129,7 +1262,7 @@ void Worker::neuron_detail(const std::string& model_name, int64_t layer, int64_t
     }
     draft_.neuron_detail = std::move(detail);
     publish();
-  });
+  }, kAlongside);
 }
 
 // --- trajectories and evaluation ----------------------------------------------
@@ -1139,7 +1272,7 @@ void Worker::compute_trajectories(const TrajectoryRequest& request) {
 }
 
 void Worker::compute_token_trajectories() {
-  enqueue_guarded("token trajectories", [this] { do_token_trajectories(); });
+  enqueue_guarded("token trajectories", [this] { do_token_trajectories(); }, kAlongside);
 }
 
 void Worker::do_trajectories(const TrajectoryRequest& request) {
@@ -1243,6 +1376,27 @@ uint64_t Worker::run_eval(const EvalRequest& request) {
 
 void Worker::cancel_eval() { eval_cancel_.store(eval_tickets_.load()); }
 
+namespace {
+
+// The autoencoder switch of every layer (false where there is none).
+std::vector<bool> autoencoder_switches(const SuperposedModel& model) {
+  std::vector<bool> on(static_cast<size_t>(model->n_layer()));
+  for (int64_t l = 0; l < model->n_layer(); ++l) on[static_cast<size_t>(l)] = model->autoencoder_enabled(l);
+  return on;
+}
+
+void set_autoencoder_switches(SuperposedModel& model, const std::vector<bool>& on) {
+  for (int64_t l = 0; l < model->n_layer(); ++l) {
+    if (model->has_autoencoder(l)) model->set_autoencoder_enabled(l, on[static_cast<size_t>(l)]);
+  }
+}
+
+JobProgress eval_job(int64_t done, int64_t total) {
+  return JobProgress{"evaluating", total > 0 ? static_cast<double>(done) / total : -1.0, true};
+}
+
+}  // namespace
+
 void Worker::do_eval(uint64_t ticket, const EvalRequest& request) {
   SuperposedModel& model = models_->require();
   if (!models_->tokenizer) throw Error("eval: no tokenizer was found for the experts");
@@ -1260,23 +1414,38 @@ void Worker::do_eval(uint64_t ticket, const EvalRequest& request) {
   options.seq_len = request.seq_len > 0 ? request.seq_len : std::min<int64_t>(128, model->context());
   options.batch_size = request.batch_size;
   options.models = parse_eval_models(request.models, true);
-  options.progress = [this, ticket](int64_t done, int64_t total) {
-    draft_.job = JobProgress{"evaluating", total > 0 ? static_cast<double>(done) / total : -1.0, true};
+  // The switches the evaluation runs with, and the user's, which the commands
+  // run between batches see and may change. Loads never run in between, so
+  // `model` stays the loaded superposition throughout.
+  const std::vector<bool> eval_switches = autoencoder_switches(model);
+  std::vector<bool> user_switches = eval_switches;
+  bool stopping = false;
+  options.progress = [&, ticket](int64_t done, int64_t total) {
+    draft_.eval->batches_done = done;
+    draft_.eval->batches = total;
+    draft_.job = eval_job(done, total);
     publish();
-    return ticket > eval_cancel_.load();
+    if (ticket <= eval_cancel_.load()) return false;
+    set_autoencoder_switches(model, user_switches);
+    stopping = !run_alongside();
+    user_switches = autoencoder_switches(model);
+    set_autoencoder_switches(model, eval_switches);
+    draft_.job = eval_job(done, total);  // a generation in between may have set or cleared it
+    return !stopping && ticket > eval_cancel_.load();
   };
   const std::vector<Document> documents = read_data(request.data);
   results.running = true;
   draft_.eval = results;
-  draft_.job = JobProgress{"evaluating", 0.0, true};
+  draft_.job = eval_job(0, 0);
   publish();
   EvalReport report;
   try {
     c10::InferenceMode inference;
     report = evaluate(models_->base_files, models_->fine_files, model, documents, *models_->tokenizer, options);
   } catch (...) {
+    set_autoencoder_switches(model, user_switches);
     draft_.eval->running = false;
-    draft_.eval->cancelled = ticket <= eval_cancel_.load();
+    draft_.eval->cancelled = stopping || ticket <= eval_cancel_.load();
     draft_.job.reset();
     if (draft_.eval->cancelled) {
       publish();
@@ -1284,6 +1453,7 @@ void Worker::do_eval(uint64_t ticket, const EvalRequest& request) {
     }
     throw;
   }
+  set_autoencoder_switches(model, user_switches);
   EvalResults& out = *draft_.eval;
   out.running = false;
   out.finished = true;

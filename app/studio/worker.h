@@ -293,11 +293,40 @@ struct EvalResults {
   uint64_t id = 0;  // counts run_eval() commands
   EvalRequest request;
   bool running = false, finished = false, cancelled = false;
+  int64_t batches_done = 0, batches = 0;  // progress; batches is 0 until the windows are counted
   bool causal = true;
   int64_t seq_len = 0;
   std::vector<EvalResultRow> rows;      // by model, then domain
   std::vector<EvalLayerResult> layers;  // by model, domain, layer
   std::vector<std::string> missing_domains;
+};
+
+// Where and how load_superposition() / load_experts() put the models.
+struct LoadSettings {
+  std::optional<std::filesystem::path> base, fine;  // override the experts named in superposition.json
+  std::string device = "auto";  // "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N"
+  std::string dtype = "f32";    // "f32"; "bf16" / "f16" on CUDA only
+};
+
+// What import_seed() converts and where the result goes.
+struct ImportRequest {
+  std::filesystem::path checkpoint;  // a notebook's torch.save file (.pt) of the α and autoencoder state dicts
+  std::filesystem::path base, fine;  // the HF GPT-2 folders it was trained over
+  // The new superposition folder is out_root/<checkpoint stem>, or <stem>-2,
+  // -3, ... when that exists; missing folders of out_root are made.
+  std::filesystem::path out_root;
+  LoadSettings load;  // how the imported superposition is then loaded
+};
+
+// The import being (or last) run.
+struct ImportStatus {
+  uint64_t id = 0;  // counts import_seed() commands
+  std::string checkpoint;
+  std::string out_dir;  // the folder written; empty until chosen
+  std::string stage;    // "reading the checkpoint", "loading the experts", ...
+  double fraction = 0.0;
+  bool running = false, finished = false, failed = false;  // finished: imported and loaded
+  std::string message;  // one line when failed (also the snapshot's message)
 };
 
 // A long job in progress.
@@ -336,13 +365,7 @@ struct Snapshot {
   std::optional<EvalResults> eval;           // absent until run_eval()
   // The α schedule generate() uses; empty = none (the α in force throughout).
   std::vector<ScheduleSegment> alpha_schedule;
-};
-
-// Where and how load_superposition() / load_experts() put the models.
-struct LoadSettings {
-  std::optional<std::filesystem::path> base, fine;  // override the experts named in superposition.json
-  std::string device = "auto";  // "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N"
-  std::string dtype = "f32";    // "f32"; "bf16" / "f16" on CUDA only
+  std::optional<ImportStatus> import;  // absent until import_seed()
 };
 
 // Runs commands on its own thread, in the order they were called. The public
@@ -353,7 +376,10 @@ struct LoadSettings {
 // Generation runs one token per command: after each token the step puts
 // itself at the back of the queue, so a command called while generating (α,
 // autoencoder, stop) runs before the next token, and every change applies
-// to the very next generated token.
+// to the very next generated token. An evaluation does the same between its
+// batches: the α, autoencoder, generation and analysis commands queued
+// meanwhile run there (see run_eval), so it never holds a token back for
+// longer than one batch.
 class Worker {
  public:
   Worker();
@@ -376,6 +402,13 @@ class Worker {
   // no autoencoders. settings.base / fine are ignored.
   void load_experts(const std::filesystem::path& base, const std::filesystem::path& fine,
                     const LoadSettings& settings = {});
+  // Converts a notebook checkpoint into a new superposition folder (as
+  // `superpose import-seed`, on the CPU in float32) and loads it with
+  // request.load. Progress is Snapshot::import; a failure (unreadable or
+  // foreign file, shapes that do not fit the experts, an unwritable folder)
+  // sets import->failed and the message, one line naming the file, and keeps
+  // the loaded superposition. Returns the ImportStatus::id it will carry.
+  uint64_t import_seed(const ImportRequest& request);
 
   // --- generation ------------------------------------------------------
   // Starts generating after `prompt` (ending any generation in progress).
@@ -440,18 +473,34 @@ class Worker {
   // switches in force now on the last map: one forward pass per model. Does
   // nothing without a map; clears the token trajectories without a sequence.
   void compute_token_trajectories();
-  // Runs analysis evaluate() over request.data, publishing progress; one
-  // command (α commands wait for it). Returns the EvalResults::id it will carry.
+  // Runs analysis evaluate() over request.data, publishing progress after
+  // every batch. Between batches it runs the commands queued meanwhile that
+  // may run alongside it (α, autoencoders, schedule, generation, sequence
+  // analysis, token trajectories, t-SNE steps), in order, up to the first
+  // that may not (a load, another job): that one and those after it wait for
+  // the end. The evaluation keeps the autoencoder switches it started with;
+  // the interleaved commands see and change the user's. α changes do not
+  // touch it (evaluate() passes its α explicitly). Returns the
+  // EvalResults::id it will carry.
   uint64_t run_eval(const EvalRequest& request);
   void cancel_eval();  // ends the latest run_eval() after its current batch
 
  private:
   struct Models;      // worker-thread state: models, tokenizer, generation
+  // A queued command; `alongside` ones may run between the batches of an evaluation.
+  struct Command {
+    std::function<void()> run;
+    bool alongside = false;
+  };
   void run();
   // Queues `command`; from the worker thread too (the generation step).
-  void enqueue(std::function<void()> command);
+  void enqueue(std::function<void()> command, bool alongside = false);
   // Queues a command whose exceptions become the snapshot's message.
-  void enqueue_guarded(const char* name, std::function<void()> command);
+  void enqueue_guarded(const char* name, std::function<void()> command, bool alongside = false);
+  // Worker thread, inside a long job: runs the `alongside` commands at the
+  // front of the queue, at most as many as were queued on entry (those they
+  // queue wait for the next call). False when the worker is stopping.
+  bool run_alongside();
   // Publishes a copy of draft_ with the next version.
   void publish();
   void fail(const std::string& message);
@@ -468,10 +517,11 @@ class Worker {
   void do_trajectories(const TrajectoryRequest& request);
   void do_token_trajectories();
   void do_eval(uint64_t ticket, const EvalRequest& request);
+  void do_import(uint64_t ticket, const ImportRequest& request);
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<std::function<void()>> commands_;
+  std::deque<Command> commands_;
   bool stopping_ = false;
   std::shared_ptr<const Snapshot> snapshot_;
   uint64_t version_ = 0;  // under mutex_
@@ -484,6 +534,7 @@ class Worker {
   std::atomic<uint64_t> tsne_cancel_{0};
   std::atomic<uint64_t> eval_tickets_{0};
   std::atomic<uint64_t> eval_cancel_{0};
+  std::atomic<uint64_t> import_tickets_{0};
 
   // Worker-thread only.
   Snapshot draft_;

@@ -1,36 +1,22 @@
 // The worker's analysis jobs without a window: a t-SNE map published chunk by
 // chunk and cancellable, the neuron maps and a neuron's contexts, and the
 // map's export.
-#include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <string>
-#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "app/studio/panels.h"
 #include "app/studio/worker.h"
+#include "tests/app/worker_wait.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tiny_superposition.h"
 
 namespace superpose::studio {
 namespace {
 
-using Predicate = std::function<bool(const Snapshot&)>;
-
-// Polls the published snapshot until `done` holds; generous, not a timing assertion.
-std::shared_ptr<const Snapshot> wait_until(Worker& worker, const Predicate& done, const std::string& what) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto snapshot = worker.snapshot();
-    if (done(*snapshot)) return snapshot;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  ADD_FAILURE() << "timed out waiting for " << what << "; last message: " << worker.snapshot()->message;
-  return worker.snapshot();
-}
+using superpose::testing::wait_until;
 
 std::string head(const std::filesystem::path& path, size_t n) {
   std::ifstream in(path, std::ios::binary);

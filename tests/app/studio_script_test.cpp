@@ -14,6 +14,7 @@
 #include "app/studio/panels.h"
 #include "app/studio/session.h"
 #include "app/studio/studio.h"
+#include "tests/app/script_support.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tiny_superposition.h"
 
@@ -46,19 +47,9 @@ TEST(StudioScript, GeneratesSteersExportsAndRestoresASession) {
   int phase = 0;
   std::vector<float> learned;
   Session saved;
-  std::vector<std::string> failures;  // collected in the script, checked after the window closed
-  auto check = [&](bool ok, const std::string& what) {
-    if (!ok) failures.push_back(what);
-    return ok;
-  };
+  superpose::testing::ScriptChecks check;  // reported after the window closed
 
-  StudioOptions options;
-  options.superposition_dir = dir;
-  options.device = "cpu";
-  options.screenshot = png;
-  options.frames = 5;
-  options.width = 1280;
-  options.height = 800;
+  StudioOptions options = superpose::testing::scripted_studio(dir, png);
   options.script = [&](ScriptFrame& f) {
     if (f.frame > kMaxFrames) {
       return check(false, "timed out in phase " + std::to_string(phase) + ": " + f.snapshot.message);
@@ -145,7 +136,7 @@ TEST(StudioScript, GeneratesSteersExportsAndRestoresASession) {
     }
   };
   ASSERT_EQ(run_studio(options), 0);
-  for (const auto& failure : failures) ADD_FAILURE() << failure;
+  check.report();
   EXPECT_EQ(phase, 6);
 
   EXPECT_EQ(head(temp / "figures" / "alpha.pdf", 5), "%PDF-");
@@ -182,17 +173,9 @@ TEST(StudioScript, RunsTsneAndNeuronMapsInTheirPanels) {
   int phase = 0;
   uint64_t tsne_id = 0;
   std::vector<int64_t> iterations;  // distinct iterations seen by the frames, in order
-  std::vector<std::string> failures;
-  auto check = [&](bool ok, const std::string& what) {
-    if (!ok) failures.push_back(what);
-    return ok;
-  };
+  superpose::testing::ScriptChecks check;  // reported after the window closed
 
-  StudioOptions options;
-  options.superposition_dir = dir;
-  options.device = "cpu";
-  options.screenshot = png;
-  options.frames = 5;
+  StudioOptions options = superpose::testing::scripted_studio(dir, png);
   options.script = [&](ScriptFrame& f) {
     if (f.frame > kMaxFrames) return check(false, "timed out in phase " + std::to_string(phase) + ": " + f.snapshot.message);
     const Snapshot& now = f.snapshot;
@@ -247,7 +230,7 @@ TEST(StudioScript, RunsTsneAndNeuronMapsInTheirPanels) {
     }
   };
   ASSERT_EQ(run_studio(options), 0);
-  for (const auto& failure : failures) ADD_FAILURE() << failure;
+  check.report();
   EXPECT_EQ(phase, 4);
   // The frames saw the map grow: several iterations, increasing.
   EXPECT_GE(iterations.size(), 2u);
@@ -284,11 +267,7 @@ TEST(StudioScript, RunsTrajectoriesAndMetricsInTheirPanels) {
   int phase = 0;
   uint64_t token_version = 0;
   std::vector<float> superposed_before;
-  std::vector<std::string> failures;
-  auto check = [&](bool ok, const std::string& what) {
-    if (!ok) failures.push_back(what);
-    return ok;
-  };
+  superpose::testing::ScriptChecks check;  // reported after the window closed
   auto superposed_tokens = [](const Trajectories& t) {
     for (const auto& tokens : t.tokens) {
       if (tokens.model == "superposition") return tokens.points;
@@ -296,11 +275,7 @@ TEST(StudioScript, RunsTrajectoriesAndMetricsInTheirPanels) {
     return std::vector<float>();
   };
 
-  StudioOptions options;
-  options.superposition_dir = dir;
-  options.device = "cpu";
-  options.screenshot = png;
-  options.frames = 5;
+  StudioOptions options = superpose::testing::scripted_studio(dir, png);
   options.script = [&](ScriptFrame& f) {
     if (f.frame > kMaxFrames) return check(false, "timed out in phase " + std::to_string(phase) + ": " + f.snapshot.message);
     const Snapshot& now = f.snapshot;
@@ -359,7 +334,7 @@ TEST(StudioScript, RunsTrajectoriesAndMetricsInTheirPanels) {
     }
   };
   ASSERT_EQ(run_studio(options), 0);
-  for (const auto& failure : failures) ADD_FAILURE() << failure;
+  check.report();
   EXPECT_EQ(phase, 5);
   EXPECT_EQ(head(temp / "trajectories.pdf", 5), "%PDF-");
   EXPECT_EQ(head(temp / "trajectories.png", 8), std::string("\x89PNG\r\n\x1a\n", 8));

@@ -2,12 +2,9 @@
 // the published trajectories, token trajectories that follow α for the
 // superposition only, evaluation rows equal to analysis evaluate() called
 // directly, and errors in the snapshot's message.
-#include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <functional>
 #include <string>
-#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -18,24 +15,14 @@
 #include "model/model_dir.h"
 #include "model/superposition_io.h"
 #include "model/tokenizer.h"
+#include "tests/app/worker_wait.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tiny_superposition.h"
 
 namespace superpose::studio {
 namespace {
 
-using Predicate = std::function<bool(const Snapshot&)>;
-
-std::shared_ptr<const Snapshot> wait_until(Worker& worker, const Predicate& done, const std::string& what) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto snapshot = worker.snapshot();
-    if (done(*snapshot)) return snapshot;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  ADD_FAILURE() << "timed out waiting for " << what << "; last message: " << worker.snapshot()->message;
-  return worker.snapshot();
-}
+using superpose::testing::wait_until;
 
 // Largest |a - b| over two equally long vectors (infinity when the lengths differ).
 double max_difference(const std::vector<float>& a, const std::vector<float>& b) {
