@@ -68,10 +68,17 @@ torch::Tensor train_centroids(const torch::Tensor& points, int64_t lists, const 
   const auto sample = points.index_select(0, sample_rows);
   auto centroids = sample.narrow(0, 0, lists).clone();
   for (int64_t it = 0; it < options.kmeans_iterations; ++it) {
+    // Cell sums as differences of a float64 running sum over the sample
+    // sorted by cell: unlike atomic index_add_, the same on every run.
     const auto assign = nearest_centroid(sample, centroids);
-    const auto sums = torch::zeros_like(centroids).index_add_(0, assign, sample);
-    const auto counts = torch::bincount(assign, {}, lists).to(sample.dtype()).unsqueeze(1);
-    centroids = torch::where(counts > 0, sums / counts.clamp_min(1), centroids);
+    const auto order = std::get<1>(assign.sort(/*stable=*/true, 0, false));
+    const auto running = torch::cat({torch::zeros({1, sample.size(1)}, sample.options().dtype(torch::kFloat64)),
+                                     sample.index_select(0, order).to(torch::kFloat64).cumsum(0)});
+    const auto ends = torch::bincount(assign, {}, lists).cumsum(0);  // (lists)
+    const auto starts = ends - torch::bincount(assign, {}, lists);
+    const auto sums = running.index_select(0, ends) - running.index_select(0, starts);
+    const auto counts = (ends - starts).to(torch::kFloat64).unsqueeze(1);
+    centroids = torch::where(counts > 0, sums / counts.clamp_min(1), centroids.to(torch::kFloat64)).to(torch::kFloat32);
   }
   return centroids;
 }
@@ -108,13 +115,13 @@ KnnResult knn_ivf(const torch::Tensor& points, const torch::Tensor& queries, int
 
   // Points sorted by cell: cell c holds order[start[c] .. start[c] + count[c]).
   const auto point_cell = nearest_centroid(p, centroids);
-  const auto order = to_vector(std::get<1>(point_cell.sort()));
+  const auto order = to_vector(std::get<1>(point_cell.sort(/*stable=*/true, 0, false)));
   const auto count = to_vector(torch::bincount(point_cell, {}, lists));
   std::vector<int64_t> start(static_cast<size_t>(lists) + 1, 0);
   for (int64_t c = 0; c < lists; ++c) start[static_cast<size_t>(c) + 1] = start[static_cast<size_t>(c)] + count[static_cast<size_t>(c)];
   // Queries by cell, and each cell's nearest cells (itself first).
   const auto query_cell = nearest_centroid(q, centroids);
-  const auto query_order = std::get<1>(query_cell.sort());
+  const auto query_order = std::get<1>(query_cell.sort(/*stable=*/true, 0, false));
   const auto query_count = to_vector(torch::bincount(query_cell, {}, lists));
   const int64_t ranked = std::min<int64_t>(lists, std::max<int64_t>(4 * options.probes, 64));
   const auto c_norm = centroids.pow(2).sum(1);
