@@ -275,10 +275,11 @@ void TsnePanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker) 
   // Legend.
   for (size_t c = 0; c < map.category_names.size(); ++c) {
     if (c > 0) ImGui::SameLine();
-    const ImVec2 at = ImGui::GetCursorScreenPos();
     const float h = ImGui::GetTextLineHeight();
-    ImGui::GetWindowDrawList()->AddRectFilled(at, ImVec2(at.x + h, at.y + h), category_colour(static_cast<int>(c)));
-    ImGui::Dummy(ImVec2(h, h));  // the swatch drawn above takes this much room in the layout
+    ImGui::PushID(static_cast<int>(c));
+    ImGui::ColorButton("##swatch", ImGui::ColorConvertU32ToFloat4(category_colour(static_cast<int>(c))),
+                       ImGuiColorEditFlags_NoTooltip | ImGuiColorEditFlags_NoDragDrop, ImVec2(h, h));
+    ImGui::PopID();
     ImGui::SameLine();
     ImGui::TextUnformatted(map.category_names[c].c_str());
   }

@@ -807,32 +807,33 @@ void edit_alpha(SuperposedModel& model, Edit edit) {
 
 }  // namespace
 
-void Worker::set_alpha_global(double value) {
-  enqueue_guarded("set_alpha_global", [this, value] {
+void Worker::enqueue_model_edit(const char* name, std::function<void(SuperposedModel&)> edit) {
+  enqueue_guarded(name, [this, edit = std::move(edit)] {
     SuperposedModel& model = models_->require();
-    check_alpha_value(value);
     c10::InferenceMode inference;
-    model->set_alpha(value);
+    edit(model);
     refresh_superposition_info();
     publish();
   }, kAlongside);
+}
+
+void Worker::set_alpha_global(double value) {
+  enqueue_model_edit("set_alpha_global", [this, value](SuperposedModel& model) {
+    check_alpha_value(value);
+    model->set_alpha(value);
+  });
 }
 
 void Worker::set_alpha_layer(int64_t layer, double value) {
-  enqueue_guarded("set_alpha_layer", [this, layer, value] {
-    SuperposedModel& model = models_->require();
+  enqueue_model_edit("set_alpha_layer", [this, layer, value](SuperposedModel& model) {
     check_layer(model, layer);
     check_alpha_value(value);
-    c10::InferenceMode inference;
     edit_alpha(model, [&](torch::Tensor& alpha) { alpha[layer].fill_(value); });
-    refresh_superposition_info();
-    publish();
-  }, kAlongside);
+  });
 }
 
 void Worker::set_alpha_layer_dim(int64_t layer, int64_t dim, double value) {
-  enqueue_guarded("set_alpha_layer_dim", [this, layer, dim, value] {
-    SuperposedModel& model = models_->require();
+  enqueue_model_edit("set_alpha_layer_dim", [this, layer, dim, value](SuperposedModel& model) {
     if (model->config().alpha.variant != AlphaVariant::k2D) {
       throw Error("per-dimension α needs a 2D superposition; this one is 1D");
     }
@@ -842,16 +843,12 @@ void Worker::set_alpha_layer_dim(int64_t layer, int64_t dim, double value) {
                   std::to_string(model->config().alpha.n_embd - 1));
     }
     check_alpha_value(value);
-    c10::InferenceMode inference;
     edit_alpha(model, [&](torch::Tensor& alpha) { alpha[layer][dim].fill_(value); });
-    refresh_superposition_info();
-    publish();
-  }, kAlongside);
+  });
 }
 
 void Worker::set_alpha_all(std::vector<float> values) {
-  enqueue_guarded("set_alpha_all", [this, values = std::move(values)] {
-    SuperposedModel& model = models_->require();
+  enqueue_model_edit("set_alpha_all", [this, values = std::move(values)](SuperposedModel& model) {
     const std::vector<int64_t> shape = model->alpha_shape();
     int64_t expected = 1;
     for (int64_t d : shape) expected *= d;
@@ -861,11 +858,8 @@ void Worker::set_alpha_all(std::vector<float> values) {
                   std::to_string(values.size()));
     }
     for (float v : values) check_alpha_value(v);
-    c10::InferenceMode inference;
     model->set_alpha_override(torch::tensor(values, torch::kFloat32).view(shape));
-    refresh_superposition_info();
-    publish();
-  }, kAlongside);
+  });
 }
 
 namespace {
@@ -918,23 +912,17 @@ void Worker::clear_alpha_schedule() {
 }
 
 void Worker::reset_alpha() {
-  enqueue_guarded("reset_alpha", [this] {
-    SuperposedModel& model = models_->require();
+  enqueue_model_edit("reset_alpha", [this](SuperposedModel& model) {
     model->clear_alpha_override();
-    refresh_superposition_info();
-    publish();
-  }, kAlongside);
+  });
 }
 
 void Worker::set_autoencoder(int64_t layer, bool on) {
-  enqueue_guarded("set_autoencoder", [this, layer, on] {
-    SuperposedModel& model = models_->require();
+  enqueue_model_edit("set_autoencoder", [this, layer, on](SuperposedModel& model) {
     check_layer(model, layer);
     if (on && !model->has_autoencoder(layer)) throw Error("layer " + std::to_string(layer) + " has no autoencoder");
     model->set_autoencoder_enabled(layer, on);
-    refresh_superposition_info();
-    publish();
-  }, kAlongside);
+  });
 }
 
 // --- analysis ------------------------------------------------------------

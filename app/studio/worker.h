@@ -18,6 +18,10 @@
 
 #include "model/config.h"
 
+namespace superpose {
+class SuperposedModel;  // model/superposed.h
+}  // namespace superpose
+
 namespace superpose::studio {
 
 // Tokens listed per distribution in GeneratedToken and the logit lens.
@@ -497,6 +501,10 @@ class Worker {
   void enqueue(std::function<void()> command, bool alongside = false);
   // Queues a command whose exceptions become the snapshot's message.
   void enqueue_guarded(const char* name, std::function<void()> command, bool alongside = false);
+  // Queues an edit of the loaded superposition (α, autoencoder switches)
+  // that also runs alongside a job; the superposition info is refreshed and
+  // published after it.
+  void enqueue_model_edit(const char* name, std::function<void(SuperposedModel&)> edit);
   // Worker thread, inside a long job: runs the `alongside` commands at the
   // front of the queue, at most as many as were queued on entry (those they
   // queue wait for the next call). False when the worker is stopping.

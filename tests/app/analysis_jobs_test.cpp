@@ -37,20 +37,7 @@ TsneRequest small_tsne() {
   return r;
 }
 
-class AnalysisJobs : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = superpose::testing::save_tiny_superposition(temp_ / "tiny");
-    LoadSettings load;
-    load.device = "cpu";
-    worker_.load_superposition(dir_, load);
-    const auto s = wait_until(worker_, [](const Snapshot& s) { return s.superposition || s.errors > 0; }, "load");
-    ASSERT_TRUE(s->superposition) << s->message;
-  }
-  superpose::testing::TempDir temp_;
-  std::string dir_;
-  Worker worker_;
-};
+class AnalysisJobs : public superpose::testing::TinyWorkerTest {};
 
 TEST_F(AnalysisJobs, TsnePublishesTheEmbeddingChunkByChunkAndExports) {
   const uint64_t id = worker_.run_tsne(small_tsne());

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <stb_image.h>
 
 #include "app/studio/app_state.h"
 #include "app/studio/file_dialog.h"
@@ -276,10 +275,7 @@ TEST(OpenDialogWindow, ImportsThroughTheDialogAndDrawsIt) {
   ::unsetenv("XDG_CACHE_HOME");
   check.report();
   EXPECT_EQ(phase, 3);
-  int width = 0, height = 0, channels = 0;
-  unsigned char* pixels = stbi_load(png.c_str(), &width, &height, &channels, 3);
-  ASSERT_NE(pixels, nullptr) << png;
-  stbi_image_free(pixels);
+  EXPECT_TRUE(superpose::testing::screenshot_pixels(png).loaded) << png;
   if (const char* keep = std::getenv("SUPERPOSE_KEEP_SCREENSHOT")) superpose::testing::copy_file(png, keep);
 }
 

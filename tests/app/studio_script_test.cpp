@@ -9,7 +9,6 @@
 #include <string>
 
 #include <gtest/gtest.h>
-#include <stb_image.h>
 
 #include "app/studio/panels.h"
 #include "app/studio/session.h"
@@ -143,17 +142,11 @@ TEST(StudioScript, GeneratesSteersExportsAndRestoresASession) {
   EXPECT_EQ(head(temp / "figures" / "alpha.png", 8), std::string("\x89PNG\r\n\x1a\n", 8));
   EXPECT_EQ(head(temp / "figures" / "alpha.csv", 11), "panel,serie");
 
-  int width = 0, height = 0, channels = 0;
-  unsigned char* pixels = stbi_load(png.c_str(), &width, &height, &channels, 3);
-  ASSERT_NE(pixels, nullptr) << png;
-  EXPECT_EQ(width, 1280);
-  EXPECT_EQ(height, 800);
-  size_t differing = 0;
-  for (int i = 0; i < width * height; ++i) {
-    differing += pixels[3 * i] != pixels[0] || pixels[3 * i + 1] != pixels[1] || pixels[3 * i + 2] != pixels[2];
-  }
-  stbi_image_free(pixels);
-  EXPECT_GT(differing, static_cast<size_t>(width * height / 4)) << "screenshot looks blank";
+  const auto shot = superpose::testing::screenshot_pixels(png);
+  ASSERT_TRUE(shot.loaded) << png;
+  EXPECT_EQ(shot.width, 1280);
+  EXPECT_EQ(shot.height, 800);
+  EXPECT_GT(shot.differing, static_cast<size_t>(shot.width * shot.height / 4)) << "screenshot looks blank";
   if (const char* keep = std::getenv("SUPERPOSE_KEEP_SCREENSHOT")) {
     superpose::testing::copy_file(png, std::string(keep) + ".script.png");
     superpose::testing::copy_file(temp / "figures" / "alpha.png", std::string(keep) + ".alpha.png");
@@ -238,17 +231,10 @@ TEST(StudioScript, RunsTsneAndNeuronMapsInTheirPanels) {
   EXPECT_EQ(head(temp / "tsne.pdf", 5), "%PDF-");
   EXPECT_EQ(head(temp / "tsne.png", 8), std::string("\x89PNG\r\n\x1a\n", 8));
 
-  int width = 0, height = 0, channels = 0;
-  unsigned char* pixels = stbi_load(png.c_str(), &width, &height, &channels, 3);
-  ASSERT_NE(pixels, nullptr) << png;
-  size_t differing = 0, light = 0;
-  for (int i = 0; i < width * height; ++i) {
-    differing += pixels[3 * i] != pixels[0] || pixels[3 * i + 1] != pixels[1] || pixels[3 * i + 2] != pixels[2];
-    light += pixels[3 * i] >= 240 && pixels[3 * i + 1] >= 240 && pixels[3 * i + 2] >= 240;  // the plot's background
-  }
-  stbi_image_free(pixels);
-  EXPECT_GT(differing, static_cast<size_t>(width * height / 4)) << "screenshot looks blank";
-  EXPECT_GT(light, static_cast<size_t>(10000)) << "no t-SNE plot in the screenshot";
+  const auto shot = superpose::testing::screenshot_pixels(png);
+  ASSERT_TRUE(shot.loaded) << png;
+  EXPECT_GT(shot.differing, static_cast<size_t>(shot.width * shot.height / 4)) << "screenshot looks blank";
+  EXPECT_GT(shot.light, static_cast<size_t>(10000)) << "no t-SNE plot in the screenshot";
   if (const char* keep = std::getenv("SUPERPOSE_KEEP_SCREENSHOT")) {
     superpose::testing::copy_file(png, std::string(keep) + ".analysis.png");
     superpose::testing::copy_file(temp / "tsne.png", std::string(keep) + ".tsne.png");
@@ -342,17 +328,10 @@ TEST(StudioScript, RunsTrajectoriesAndMetricsInTheirPanels) {
   EXPECT_EQ(head(temp / "metrics-perplexity.png", 8), std::string("\x89PNG\r\n\x1a\n", 8));
   EXPECT_EQ(head(temp / "metrics-l2.pdf", 5), "%PDF-");
 
-  int width = 0, height = 0, channels = 0;
-  unsigned char* pixels = stbi_load(png.c_str(), &width, &height, &channels, 3);
-  ASSERT_NE(pixels, nullptr) << png;
-  size_t differing = 0, light = 0;
-  for (int i = 0; i < width * height; ++i) {
-    differing += pixels[3 * i] != pixels[0] || pixels[3 * i + 1] != pixels[1] || pixels[3 * i + 2] != pixels[2];
-    light += pixels[3 * i] >= 240 && pixels[3 * i + 1] >= 240 && pixels[3 * i + 2] >= 240;  // the plot's background
-  }
-  stbi_image_free(pixels);
-  EXPECT_GT(differing, static_cast<size_t>(width * height / 4)) << "screenshot looks blank";
-  EXPECT_GT(light, static_cast<size_t>(10000)) << "no trajectory plot in the screenshot";
+  const auto shot = superpose::testing::screenshot_pixels(png);
+  ASSERT_TRUE(shot.loaded) << png;
+  EXPECT_GT(shot.differing, static_cast<size_t>(shot.width * shot.height / 4)) << "screenshot looks blank";
+  EXPECT_GT(shot.light, static_cast<size_t>(10000)) << "no trajectory plot in the screenshot";
   if (const char* keep = std::getenv("SUPERPOSE_KEEP_SCREENSHOT")) {
     superpose::testing::copy_file(png, std::string(keep) + ".trajectories_metrics.png");
     superpose::testing::copy_file(temp / "trajectories.png", std::string(keep) + ".trajectories.png");

@@ -6,10 +6,10 @@
 #include <thread>
 
 #include <gtest/gtest.h>
-#include <stb_image.h>
 
 #include "app/studio/studio.h"
 #include "app/studio/worker.h"
+#include "tests/app/script_support.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -49,18 +49,12 @@ TEST(StudioWindow, DrawsEveryPanelAndSavesAScreenshot) {
   options.width = 1024;
   options.height = 640;
   ASSERT_EQ(run_studio(options), 0);
-  int width = 0, height = 0, channels = 0;
-  unsigned char* pixels = stbi_load(png.c_str(), &width, &height, &channels, 3);
-  ASSERT_NE(pixels, nullptr) << png;
-  EXPECT_EQ(width, 1024);
-  EXPECT_EQ(height, 640);
+  const auto shot = superpose::testing::screenshot_pixels(png);
+  ASSERT_TRUE(shot.loaded) << png;
+  EXPECT_EQ(shot.width, 1024);
+  EXPECT_EQ(shot.height, 640);
   // The background is one colour; panels, text and tables make many others.
-  size_t differing = 0;
-  for (int i = 0; i < width * height; ++i) {
-    differing += pixels[3 * i] != pixels[0] || pixels[3 * i + 1] != pixels[1] || pixels[3 * i + 2] != pixels[2];
-  }
-  stbi_image_free(pixels);
-  EXPECT_GT(differing, static_cast<size_t>(width * height / 10)) << "screenshot looks blank";
+  EXPECT_GT(shot.differing, static_cast<size_t>(shot.width * shot.height / 10)) << "screenshot looks blank";
   if (const char* keep = std::getenv("SUPERPOSE_KEEP_SCREENSHOT")) superpose::testing::copy_file(png, keep);
 }
 

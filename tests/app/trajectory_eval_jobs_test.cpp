@@ -39,20 +39,7 @@ const TokenTrajectoryData* find_tokens(const Trajectories& t, const std::string&
   return nullptr;
 }
 
-class TrajectoryEvalJobs : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = superpose::testing::save_tiny_superposition(temp_ / "tiny");
-    LoadSettings load;
-    load.device = "cpu";
-    worker_.load_superposition(dir_, load);
-    const auto s = wait_until(worker_, [](const Snapshot& s) { return s.superposition || s.errors > 0; }, "load");
-    ASSERT_TRUE(s->superposition) << s->message;
-  }
-  superpose::testing::TempDir temp_;
-  std::string dir_;
-  Worker worker_;
-};
+class TrajectoryEvalJobs : public superpose::testing::TinyWorkerTest {};
 
 TEST_F(TrajectoryEvalJobs, TrajectoriesHaveTheirShapesAndTokensFollowAlpha) {
   GenerationSettings settings;

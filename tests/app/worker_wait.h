@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include "app/studio/worker.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/tiny_superposition.h"
 
 namespace superpose::testing {
 
@@ -40,5 +42,21 @@ inline std::shared_ptr<const studio::Snapshot> wait_idle(studio::Worker& worker)
   EXPECT_FALSE(worker.busy()) << "the worker never became idle";
   return worker.snapshot();
 }
+
+// A CPU worker with a tiny saved superposition (dir_) loaded.
+class TinyWorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = save_tiny_superposition(temp_ / "tiny");
+    studio::LoadSettings load;
+    load.device = "cpu";
+    worker_.load_superposition(dir_, load);
+    const auto s = wait_until(worker_, [](const studio::Snapshot& s) { return s.superposition || s.errors > 0; }, "load");
+    ASSERT_TRUE(s->superposition) << s->message;
+  }
+  TempDir temp_;
+  std::string dir_;
+  studio::Worker worker_;
+};
 
 }  // namespace superpose::testing
