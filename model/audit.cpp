@@ -98,7 +98,8 @@ GenerationGap generation_gap(SuperposedModel& model, const std::vector<std::vect
     // Teacher forcing: the whole sequence in one pass.
     const auto& sequence = generator.sequence();
     const auto ids = torch::tensor(sequence, torch::kLong).view({1, -1}).to(device);
-    const auto all = torch::log_softmax(model->forward(ids)[0].to(torch::kFloat64), -1);  // (T,V)
+    // On the CPU once, so the per-token reads below do not each wait on a device.
+    const auto all = torch::log_softmax(model->forward(ids)[0].to(torch::kCPU, torch::kFloat64), -1);  // (T,V)
     const int64_t first = static_cast<int64_t>(prompt.size());
     for (size_t i = 0; i < logp.size(); ++i) {
       const int64_t position = first + static_cast<int64_t>(i);  // the token at `position`...

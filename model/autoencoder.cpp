@@ -15,15 +15,15 @@ ConvMode parse_conv_mode(const std::string& name, const std::string& where) {
   throw Error(where, "unknown convolution mode '" + name + "'; expected causal or centered");
 }
 
-AutoencoderConfig AutoencoderConfig::defaults(AlphaVariant variant, int64_t n_embd, ConvMode conv) {
+AutoencoderConfig AutoencoderConfig::defaults(AlphaVariant variant, int64_t n_embd, ConvMode conv,
+                                              int64_t bottleneck) {
   AutoencoderConfig config;
   config.variant = variant;
   config.n_embd = n_embd;
   config.conv = conv;
-  if (variant == AlphaVariant::k1D) {
-    config.bottleneck = static_cast<int64_t>(0.75 * static_cast<double>(n_embd));
-  } else {
-    config.bottleneck = static_cast<int64_t>(0.65 * static_cast<double>(n_embd));
+  const double share = variant == AlphaVariant::k1D ? 0.75 : 0.65;
+  config.bottleneck = bottleneck > 0 ? bottleneck : static_cast<int64_t>(share * static_cast<double>(n_embd));
+  if (variant == AlphaVariant::k2D) {
     config.local = static_cast<int64_t>(0.8 * static_cast<double>(config.bottleneck));
     config.adapter_rank = std::min<int64_t>(32, config.bottleneck - config.local);
   }

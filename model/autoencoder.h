@@ -33,8 +33,9 @@ struct AutoencoderConfig {
   ConvMode conv = ConvMode::kCausal;
 
   // The sizes SPEC §3 prescribes for width C: 1D Z = int(0.75 C);
-  // 2D Z = int(0.65 C), Ze = int(0.8 Z), r = min(32, Z - Ze).
-  static AutoencoderConfig defaults(AlphaVariant variant, int64_t n_embd, ConvMode conv);
+  // 2D Z = int(0.65 C), Ze = int(0.8 Z), r = min(32, Z - Ze). A positive
+  // `bottleneck` replaces Z (2D: Ze and r follow from it by the same rules).
+  static AutoencoderConfig defaults(AlphaVariant variant, int64_t n_embd, ConvMode conv, int64_t bottleneck = 0);
   int64_t global() const { return bottleneck - local; }  // 2D: Zr
 };
 

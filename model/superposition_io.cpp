@@ -231,13 +231,15 @@ std::string relative_path(const std::filesystem::path& target, const std::filesy
 
 void save_superposition(const std::filesystem::path& dir, SuperposedModel& model, SuperpositionSpec spec,
                         const std::filesystem::path& base_dir, const std::filesystem::path& fine_dir,
-                        bool replace) {
+                        bool replace, torch::Dtype storage) {
   spec.config = model->config();
   spec.base_path = relative_path(base_dir, dir);
   spec.fine_path = relative_path(fine_dir, dir);
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& item : model->named_parameters()) {
-    tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU, torch::kFloat32).contiguous());
+    const bool alpha = item.key().rfind("alpha.", 0) == 0;
+    tensors.emplace_back(item.key(),
+                         item.value().detach().to(torch::kCPU, alpha ? torch::kFloat32 : storage).contiguous());
   }
   const std::map<std::string, std::string> metadata = {{"format", kFormat}};
   const std::string json = to_json(spec).dump(2) + "\n";

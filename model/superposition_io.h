@@ -80,10 +80,12 @@ void load_superposition_weights(SuperposedModel& model, const std::filesystem::p
 // to `dir`. A new or empty `dir` appears complete or not at all; with
 // `replace`, the two files are written into an existing directory (a
 // checkpoint, or a training run's output folder), each atomically, weights
-// first. Without it, anything at `dir` is refused with an Error.
+// first. Without it, anything at `dir` is refused with an Error. The
+// autoencoders are stored as `storage`; α's parameters always as F32 (they
+// are tiny, and a 2D α is rounded to one decimal, which F16 could flip).
 void save_superposition(const std::filesystem::path& dir, SuperposedModel& model, SuperpositionSpec spec,
                         const std::filesystem::path& base_dir, const std::filesystem::path& fine_dir,
-                        bool replace = false);
+                        bool replace = false, torch::Dtype storage = torch::kFloat32);
 
 // `target` as seen from directory `from` ("../base"), by path arithmetic on
 // absolute, normalised paths.

@@ -96,7 +96,7 @@ void SuperpositionObjective::load(const std::filesystem::path& dir) {
 void SuperpositionObjective::save_final(const std::filesystem::path& out, const nlohmann::json& provenance) {
   SuperpositionSpec spec;
   spec.provenance = provenance;
-  save_superposition(out, model_, spec, base_dir_, fine_dir_, /*replace=*/true);
+  save_superposition(out, model_, spec, base_dir_, fine_dir_, /*replace=*/true, settings_.storage);
 }
 
 }  // namespace superpose

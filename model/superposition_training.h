@@ -28,6 +28,7 @@ struct SuperpositionTrainingSettings {
   double lr_autoencoders = 1e-4;
   double weight_decay = 0.01;
   SuperpositionLossWeights weights;
+  torch::Dtype storage = torch::kFloat32;  // the final autoencoder weights' dtype (checkpoints stay F32)
 };
 
 // Trains the superposition's parameters (alpha.*, ae.*): two groups, "alpha"

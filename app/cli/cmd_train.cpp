@@ -243,8 +243,9 @@ void register_finetune(CLI::App& app) {
 void register_train(CLI::App& app) {
   struct Options {
     LoopCliOptions loop;
-    std::string base, fine, variant = "1d", chain = "teacher", conv = "causal", ae_layers, embedding_blend = "mean-alpha";
-    int64_t control_points = 16, degree = 3;
+    std::string base, fine, variant = "1d", chain = "teacher", conv = "causal", ae_layers, embedding_blend = "mean-alpha",
+                save_dtype = "f32";
+    int64_t control_points = 16, degree = 3, bottleneck = 0;
     double lr_alpha = 2e-4, lr_ae = 1e-4;
     std::optional<double> recon_weight, lm_weight;
   };
@@ -260,6 +261,10 @@ void register_train(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--ae-layers", o->ae_layers, "blocks with an autoencoder, e.g. 0,1,2 (default: all)");
   command->add_option("--embedding-blend", o->embedding_blend, "mean-alpha or base")->capture_default_str();
+  command->add_option("--bottleneck", o->bottleneck,
+                      "autoencoder width Z (default: SPEC §3's, int(0.75 C) for 1d, int(0.65 C) for 2d); "
+                      "from 2 C on, a 1D autoencoder can represent the identity")
+      ->check(CLI::PositiveNumber);
   command->add_option("--control-points", o->control_points, "B-spline control points K")->capture_default_str();
   command->add_option("--degree", o->degree, "B-spline degree")->capture_default_str();
   command->add_option("--lr-alpha", o->lr_alpha, "learning rate of α")->capture_default_str();
@@ -270,17 +275,25 @@ void register_train(CLI::App& app) {
   command->add_option("--lm-weight", o->lm_weight,
                       "weight of the language-model loss (default: SPEC §5's, 1 for 1d and 0.2 for 2d)")
       ->check(CLI::NonNegativeNumber);
+  command->add_option("--save-dtype", o->save_dtype,
+                      "dtype of the final autoencoder weights: f32, f16, bf16 (α stays f32; checkpoints are f32)")
+      ->capture_default_str();
   command->callback([o] {
     finish_loop_options(o->loop);
+    const auto storage = parse_storage(o->save_dtype);
     const auto variant = parse_variant(o->variant, "--variant");
     const auto chain = parse_chain(o->chain, "--chain");
     const auto conv = parse_conv_mode(o->conv, "--conv");
     auto experts = load_experts(o->base, o->fine, o->loop.loop.device, torch::kFloat32);
     auto config = SuperposedConfig::defaults(variant, experts.first.config, conv);
+    if (o->bottleneck > 0) {
+      config.autoencoder = AutoencoderConfig::defaults(variant, experts.first.config.n_embd, conv, o->bottleneck);
+    }
     config.alpha.n_control = o->control_points;
     config.alpha.degree = o->degree;
     if (!o->ae_layers.empty()) config.ae_layers = parse_index_list(o->ae_layers, "--ae-layers");
     config.embedding_blend = parse_embedding_blend(o->embedding_blend, "--embedding-blend");
+    validate(config.autoencoder, "--bottleneck");
     validate(config, "--ae-layers");
     torch::manual_seed(o->loop.loop.seed);
     SuperposedModel model(experts.first.model, experts.second.model, config);
@@ -291,6 +304,7 @@ void register_train(CLI::App& app) {
     settings.lr_autoencoders = o->lr_ae;
     settings.weight_decay = o->loop.loop.weight_decay;
     settings.weights = SuperpositionLossWeights::defaults(variant);
+    settings.storage = storage;
     if (o->recon_weight) settings.weights.recon = *o->recon_weight;
     if (o->lm_weight) settings.weights.lm = *o->lm_weight;
     if (settings.weights.recon == 0 && settings.weights.lm == 0) {

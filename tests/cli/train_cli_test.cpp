@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/file_util.h"
+#include "model/safetensors.h"
 #include "tests/support/cli_runner.h"
 
 namespace fs = std::filesystem;
@@ -91,7 +92,8 @@ TEST_F(TrainCli, PretrainFinetuneAndTrainWriteFoldersTheOtherCommandsRead) {
   r = run({"info", fine.string()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
 
-  r = run(train_args(superposition, {"--steps", "3", "--variant", "2d", "--chain", "free", "--lm-weight", "0.5"}));
+  r = run(train_args(superposition, {"--steps", "3", "--variant", "2d", "--chain", "free", "--lm-weight", "0.5",
+                                          "--bottleneck", "20", "--save-dtype", "f16"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(superposition / "superposition.json"));
   // The loss weights in force are recorded: 2D's reconstruction weight (1)
@@ -99,6 +101,21 @@ TEST_F(TrainCli, PretrainFinetuneAndTrainWriteFoldersTheOtherCommandsRead) {
   const auto provenance = nlohmann::json::parse(superpose::testing::slurp(superposition / "training.json"));
   EXPECT_DOUBLE_EQ(provenance["loss_weights"]["lm"].get<double>(), 0.5);
   EXPECT_DOUBLE_EQ(provenance["loss_weights"]["recon"].get<double>(), 1.0);
+  // The width given replaces SPEC §3's; the 2D split follows from it
+  // (Ze = int(0.8 Z), r = min(32, Z - Ze)).
+  const auto config = nlohmann::json::parse(superpose::testing::slurp(superposition / "superposition.json"));
+  EXPECT_EQ(config["autoencoders"]["bottleneck"], 20);
+  EXPECT_EQ(config["autoencoders"]["local"], 16);
+  EXPECT_EQ(config["autoencoders"]["adapter_rank"], 4);
+  // --save-dtype f16 stores the autoencoders as F16 and keeps α's parameters F32.
+  const superpose::SafetensorsFile weights(superposition / "superposition.safetensors");
+  int f16 = 0;
+  for (const auto& tensor : weights.tensors()) {
+    const bool alpha = tensor.name.rfind("alpha.", 0) == 0;
+    EXPECT_EQ(tensor.dtype, alpha ? "F32" : "F16") << tensor.name;
+    f16 += !alpha;
+  }
+  EXPECT_GT(f16, 0);
   r = run({"generate", "--superposition", superposition.string(), "--prompt", "The", "--max-new-tokens", "3",
            "--temperature", "0"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -171,6 +188,10 @@ TEST_F(TrainCli, BadInputsFailWithOneLine) {
   expect_clean_failure(train_args(out, {"--variant", "3d"}), {"--variant"}, out);
   expect_clean_failure(train_args(out, {"--chain", "loose"}), {"--chain"}, out);
   expect_clean_failure(train_args(out, {"--lm-weight", "-1"}), {"--lm-weight"}, out);
+  expect_clean_failure(train_args(out, {"--bottleneck", "0"}), {"--bottleneck"}, out);
+  expect_clean_failure(train_args(out, {"--save-dtype", "f8"}), {"--save-dtype", "f8"}, out);
+  // A 2D width of 1 leaves no room for both pathways.
+  expect_clean_failure(train_args(out, {"--variant", "2d", "--bottleneck", "1"}), {"--bottleneck", "local"}, out);
   expect_clean_failure(train_args(out, {"--recon-weight", "0", "--lm-weight", "0"}), {"--recon-weight", "both 0"}, out);
 
   // --freeze names parameters by prefix; a name that matches none is refused.
