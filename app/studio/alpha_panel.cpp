@@ -5,17 +5,20 @@
 #include <imgui.h>
 
 #include "app/studio/alpha_export.h"
+#include "app/studio/alpha_spline.h"
 #include "app/studio/panels.h"
 
 namespace superpose::studio {
 namespace {
 
 // Learned α (thin grey) and α in force (orange) over layers, on [0, 1].
-// 1D: the spline's control points (state.control_edit, white squares) at
-// their Greville abscissae on the layer axis (x = l / (L - 1) for layer l);
-// dragging one vertically sends α = clamp(basis · c + 0.1 b, 0, 1).
+// 1D: the spline's control points at their Greville abscissae on the layer
+// axis (x = l / (L - 1) for layer l): `shown` (white squares where they give
+// the α in force, grey where they are only its least-squares fit) or, while
+// one is dragged, state.control_edit; dragging one vertically sends
+// α = clamp(basis · c + 0.1 b, 0, 1).
 void alpha_plot(AppState& state, const SuperpositionInfo& info, Worker& worker, const std::vector<float>& learned,
-                const std::vector<float>& in_force, float height) {
+                const std::vector<float>& in_force, const SplineControls& shown, float height) {
   const ImVec2 origin = ImGui::GetCursorScreenPos();
   const ImVec2 size(std::max(ImGui::GetContentRegionAvail().x, 100.0f), height);
   ImGui::InvisibleButton("##alpha_plot", size);
@@ -51,43 +54,42 @@ void alpha_plot(AppState& state, const SuperpositionInfo& info, Worker& worker, 
   }
   for (size_t l = 0; l < in_force.size(); ++l) draw->AddCircleFilled(point(l, in_force[l]), 3.5f, alpha_colour(in_force[l]));
 
-  const bool spline = info.n_control > 0 && state.control_edit.size() == static_cast<size_t>(info.n_control) &&
-                      info.layer_bias.size() == n && n > 1;
+  const size_t n_control = static_cast<size_t>(std::max<int64_t>(info.n_control, 0));
+  const bool spline = n_control > 0 && shown.points.size() == n_control && info.layer_bias.size() == n && n > 1;
   if (spline) {
     const std::vector<float> xs = greville_abscissae(info.n_control, info.degree);
-    auto control_point = [&](size_t j) {
-      return ImVec2(lo.x + (hi.x - lo.x) * xs[j], hi.y - std::clamp(state.control_edit[j], 0.0f, 1.0f) * (hi.y - lo.y));
+    auto control_point = [&](size_t j, const std::vector<float>& points) {
+      return ImVec2(lo.x + (hi.x - lo.x) * xs[j], hi.y - std::clamp(points[j], 0.0f, 1.0f) * (hi.y - lo.y));
     };
     const ImVec2 mouse = ImGui::GetIO().MousePos;
     if (ImGui::IsItemActivated()) {
       float best = 8.0f * 8.0f;
+      int nearest = -1;
       for (size_t j = 0; j < xs.size(); ++j) {
-        const ImVec2 c = control_point(j);
+        const ImVec2 c = control_point(j, shown.points);
         const float d2 = (c.x - mouse.x) * (c.x - mouse.x) + (c.y - mouse.y) * (c.y - mouse.y);
         if (d2 <= best) {
           best = d2;
-          state.dragged_control = static_cast<int>(j);
+          nearest = static_cast<int>(j);
         }
       }
-      if (state.dragged_control >= 0) state.alpha_history.record(info.alpha_in_force);
+      if (nearest >= 0) begin_control_drag(state, info, nearest);
     }
     if (!ImGui::IsItemActive()) state.dragged_control = -1;
-    if (state.dragged_control >= 0 && static_cast<size_t>(state.dragged_control) < xs.size()) {
-      float& c = state.control_edit[static_cast<size_t>(state.dragged_control)];
-      const float v = std::clamp((hi.y - mouse.y) / (hi.y - lo.y), 0.0f, 1.0f);
-      if (v != c) {
-        c = v;
-        worker.set_alpha_all(alpha_from_control_points(info.alpha_basis, state.control_edit, info.layer_bias));
-      }
-    }
+    const bool dragging = state.dragged_control >= 0 && state.control_edit.size() == n_control;
+    if (dragging) drag_control_point(state, info, worker, std::clamp((hi.y - mouse.y) / (hi.y - lo.y), 0.0f, 1.0f));
+    const std::vector<float>& points = dragging ? state.control_edit : shown.points;
     for (size_t j = 0; j < xs.size(); ++j) {
-      const ImVec2 c = control_point(j);
+      const ImVec2 c = control_point(j, points);
       const bool active = static_cast<int>(j) == state.dragged_control;
-      draw->AddRect(ImVec2(c.x - 4.0f, c.y - 4.0f), ImVec2(c.x + 4.0f, c.y + 4.0f),
-                    active ? IM_COL32(255, 255, 120, 255) : IM_COL32(230, 230, 240, 220), 0.0f, 0, active ? 2.0f : 1.0f);
+      const ImU32 colour = active ? IM_COL32(255, 255, 120, 255)
+                           : dragging || shown.exact ? IM_COL32(230, 230, 240, 220)
+                                                     : IM_COL32(120, 120, 130, 200);
+      draw->AddRect(ImVec2(c.x - 4.0f, c.y - 4.0f), ImVec2(c.x + 4.0f, c.y + 4.0f), colour, 0.0f, 0,
+                    active ? 2.0f : 1.0f);
     }
   }
-  if (spline && state.dragged_control >= 0) {
+  if (spline && state.dragged_control >= 0 && state.control_edit.size() == n_control) {
     ImGui::SetTooltip("control point %d: %.3f", state.dragged_control,
                       state.control_edit[static_cast<size_t>(state.dragged_control)]);
   } else if (ImGui::IsItemHovered()) {
@@ -200,16 +202,56 @@ void schedule_editor(AppState& state, const Snapshot& snapshot, Worker& worker, 
 
 }  // namespace
 
+std::vector<float> shown_control_points(const AppState& state, const SuperpositionInfo& info) {
+  if (info.n_control <= 0) return {};
+  if (state.dragged_control >= 0 && state.control_edit.size() == static_cast<size_t>(info.n_control)) {
+    return state.control_edit;
+  }
+  return spline_controls_in_force(info, state.control_edit).points;
+}
+
+void record_alpha_edit(AppState& state, const SuperpositionInfo& info) {
+  state.alpha_history.record(info.alpha_in_force, shown_control_points(state, info));
+}
+
+void begin_control_drag(AppState& state, const SuperpositionInfo& info, int index) {
+  if (index < 0 || index >= info.n_control) return;
+  record_alpha_edit(state, info);
+  state.control_edit = shown_control_points(state, info);
+  state.dragged_control = index;
+}
+
+void drag_control_point(AppState& state, const SuperpositionInfo& info, Worker& worker, float value) {
+  if (state.dragged_control < 0 || state.control_edit.size() != static_cast<size_t>(info.n_control)) return;
+  float& c = state.control_edit[static_cast<size_t>(state.dragged_control)];
+  if (value == c) return;
+  c = value;
+  worker.set_alpha_all(alpha_from_control_points(info.alpha_basis, state.control_edit, info.layer_bias));
+}
+
+namespace {
+
+// Sends the restored α and draws the restored control points (an entry
+// recorded without them leaves the plot to fit the α).
+void restore_alpha(AppState& state, Worker& worker, AlphaHistory::Entry restored) {
+  if (restored.alpha.empty()) return;
+  if (!restored.control.empty()) state.control_edit = std::move(restored.control);
+  state.dragged_control = -1;
+  worker.set_alpha_all(std::move(restored.alpha));
+}
+
+}  // namespace
+
 void undo_alpha(AppState& state, const Snapshot& snapshot, Worker& worker) {
   if (!snapshot.superposition) return;
-  std::vector<float> restored = state.alpha_history.take_undo(snapshot.superposition->alpha_in_force);
-  if (!restored.empty()) worker.set_alpha_all(std::move(restored));
+  const SuperpositionInfo& info = *snapshot.superposition;
+  restore_alpha(state, worker, state.alpha_history.take_undo({info.alpha_in_force, shown_control_points(state, info)}));
 }
 
 void redo_alpha(AppState& state, const Snapshot& snapshot, Worker& worker) {
   if (!snapshot.superposition) return;
-  std::vector<float> restored = state.alpha_history.take_redo(snapshot.superposition->alpha_in_force);
-  if (!restored.empty()) worker.set_alpha_all(std::move(restored));
+  const SuperpositionInfo& info = *snapshot.superposition;
+  restore_alpha(state, worker, state.alpha_history.take_redo({info.alpha_in_force, shown_control_points(state, info)}));
 }
 
 bool export_alpha(AppState& state, const Snapshot& snapshot) {
@@ -240,12 +282,19 @@ void AlphaPanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker)
     ImGui::TextColored(ImVec4(0.6f, 0.6f, 0.65f, 1.0f), "  learned (grey)");
     ImGui::SameLine();
     ImGui::TextColored(ImVec4(1.0f, 0.6f, 0.15f, 1.0f), "in force (orange)");
-    if (info.n_control > 0 && state.control_edit.size() != static_cast<size_t>(info.n_control)) {
-      state.control_edit = info.control_points;
-    }
-    alpha_plot(state, info, worker, learned, in_force, 150.0f);
+    SplineControls shown;
+    if (info.n_control > 0) shown = spline_controls_in_force(info, state.control_edit);
+    alpha_plot(state, info, worker, learned, in_force, shown, 150.0f);
     if (!two_d && info.n_control > 0) {
-      ImGui::TextDisabled("Drag a control point (square, at its Greville abscissa) up or down to reshape α.");
+      if (shown.exact || state.dragged_control >= 0) {
+        ImGui::TextDisabled("Drag a control point (square, at its Greville abscissa) up or down to reshape α.");
+      } else {
+        ImGui::PushTextWrapPos(0.0f);
+        ImGui::TextDisabled("α in force is off the spline (layer %lld by %.3f): the grey squares are its least-squares "
+                            "fit; dragging one puts α back on the spline (Undo restores).",
+                            static_cast<long long>(shown.worst_layer), shown.worst);
+        ImGui::PopTextWrapPos();
+      }
     }
     if (two_d) {
       ImGui::TextDisabled("α in force, layer × dimension (blue 0 … orange 1)");
@@ -265,13 +314,14 @@ void AlphaPanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker)
     if (ImGui::SliderFloat("global blend", &state.global_alpha, 0.0f, 1.0f, "α = %.3f")) {
       worker.set_alpha_global(state.global_alpha);
     }
-    if (ImGui::IsItemActivated()) state.alpha_history.record(info.alpha_in_force);
+    if (ImGui::IsItemActivated()) record_alpha_edit(state, info);
     if (ImGui::IsItemHovered()) ImGui::SetTooltip("Set every layer%s to one α: 0 = base, 1 = fine", two_d ? " and dimension" : "");
 
     if (ImGui::Button("Reset to learned")) {
-      state.alpha_history.record(info.alpha_in_force);
+      record_alpha_edit(state, info);
       worker.reset_alpha();
       state.control_edit = info.control_points;
+      state.dragged_control = -1;
     }
     ImGui::SameLine();
     ImGui::BeginDisabled(state.alpha_history.undo.empty());
@@ -314,7 +364,7 @@ void AlphaPanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker)
           if (ImGui::SliderFloat("##alpha", &state.alpha_edit[i], 0.0f, 1.0f, "%.3f")) {
             worker.set_alpha_layer(l, state.alpha_edit[i]);
           }
-          if (ImGui::IsItemActivated()) state.alpha_history.record(info.alpha_in_force);
+          if (ImGui::IsItemActivated()) record_alpha_edit(state, info);
           if (ImGui::IsItemHovered()) {
             ImGui::SetTooltip("layer %d: learned %.3f; Ctrl+click to type a value", l, learned[i]);
           }

@@ -29,33 +29,36 @@ struct PanelVisibility {
 };
 
 // Undo/redo of α edits: each entry is a whole α (L or L·C values, row-major)
-// as it was before an edit. Plain data; the Alpha panel sends the restored α
-// to the worker with set_alpha_all.
+// as it was before an edit, with the 1D spline's control points shown with it
+// (K values; empty for 2D or where unknown). Plain data; the Alpha panel sends
+// the restored α to the worker with set_alpha_all and draws the restored
+// control points again.
 struct AlphaHistory {
-  std::vector<std::vector<float>> undo;
-  std::vector<std::vector<float>> redo;
+  struct Entry {
+    std::vector<float> alpha;
+    std::vector<float> control;
+  };
+  std::vector<Entry> undo;
+  std::vector<Entry> redo;
   static constexpr size_t kLimit = 200;
 
   // Call once per edit (not per frame of a drag) with the α before it.
-  void record(std::vector<float> before) {
+  void record(std::vector<float> before, std::vector<float> control = {}) {
     if (undo.size() >= kLimit) undo.erase(undo.begin());
-    undo.push_back(std::move(before));
+    undo.push_back(Entry{std::move(before), std::move(control)});
     redo.clear();
   }
-  // The α to restore, or empty when there is nothing to undo; `current`
-  // becomes redoable.
-  std::vector<float> take_undo(std::vector<float> current) {
-    if (undo.empty()) return {};
-    std::vector<float> restored = std::move(undo.back());
-    undo.pop_back();
-    redo.push_back(std::move(current));
-    return restored;
-  }
-  std::vector<float> take_redo(std::vector<float> current) {
-    if (redo.empty()) return {};
-    std::vector<float> restored = std::move(redo.back());
-    redo.pop_back();
-    undo.push_back(std::move(current));
+  // The entry to restore, or one with an empty α when there is nothing to
+  // undo; `current` becomes redoable.
+  Entry take_undo(Entry current) { return take(undo, redo, std::move(current)); }
+  Entry take_redo(Entry current) { return take(redo, undo, std::move(current)); }
+
+ private:
+  static Entry take(std::vector<Entry>& from, std::vector<Entry>& to, Entry current) {
+    if (from.empty()) return {};
+    Entry restored = std::move(from.back());
+    from.pop_back();
+    to.push_back(std::move(current));
     return restored;
   }
 };
@@ -161,10 +164,19 @@ struct AppState {
   std::vector<float> alpha_edit;  // slider values while dragging (L values); synced from the snapshot otherwise
   std::string export_path = "alpha";  // Export writes <path>.pdf, .png and .csv
   ScheduleUi schedule;
-  // 1D spline control points (K) shown in the α plot and dragged there;
-  // synced to the learned ones when their count changes or on Reset.
+  // 1D spline control points (K): the ones being dragged in the α plot, else
+  // the last ones dragged or restored by Undo/Redo or Reset; empty (or
+  // another count) = the learned ones. The plot shows these while dragging,
+  // else spline_controls_in_force(info, control_edit) (alpha_spline.h).
   std::vector<float> control_edit;
   int dragged_control = -1;  // index into control_edit while dragging; -1 = none
+  // A model replaced: its α edits, undo history and control points go.
+  void forget_alpha_edits() {
+    alpha_history = {};
+    alpha_edit.clear();
+    control_edit.clear();
+    dragged_control = -1;
+  }
 
   // --- layers ----------------------------------------------------------
   int lens_position = -1;  // position of the logit lens; -1 = the last one

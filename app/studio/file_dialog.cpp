@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
-#include <cstdlib>
 #include <system_error>
 #include <tuple>
 #include <utility>
@@ -52,7 +51,7 @@ void reset_models_state(AppState& state) {
   state.superposition_dir.clear();
   state.base_dir.clear();
   state.fine_dir.clear();
-  state.alpha_history = {};
+  state.forget_alpha_edits();
 }
 
 LoadSettings load_settings(const AppState& state) {
@@ -172,19 +171,6 @@ fs::path parent_folder(const fs::path& dir) {
   return parent.empty() ? fs::path(".") : parent;
 }
 
-fs::path import_cache_root(const char* xdg_cache_home, const char* home) {
-  const fs::path tail = fs::path("superpose-studio") / "imported";
-  if (xdg_cache_home != nullptr && *xdg_cache_home != '\0' && fs::path(xdg_cache_home).is_absolute()) {
-    return fs::path(xdg_cache_home) / tail;
-  }
-  if (home != nullptr && *home != '\0') return fs::path(home) / ".cache" / tail;
-  std::error_code ec;
-  const fs::path temp = fs::temp_directory_path(ec);
-  return (ec ? fs::path("/tmp") : temp) / tail;
-}
-
-fs::path import_cache_root() { return import_cache_root(std::getenv("XDG_CACHE_HOME"), std::getenv("HOME")); }
-
 // --- the dialog's commands ---------------------------------------------------------
 
 void show_open_dialog(AppState& state, const Snapshot& snapshot) {
@@ -289,7 +275,15 @@ bool open_dialog_import(AppState& state, Worker& worker, const fs::path& out_roo
   request.out_root = out_root;
   request.load = load_settings(state);
   ui.import_id = worker.import_seed(request);
+  ui.cancelling = false;
   return true;
+}
+
+void open_dialog_cancel_import(AppState& state, Worker& worker) {
+  OpenDialogUi& ui = state.open_dialog;
+  if (ui.import_id == 0) return;
+  worker.cancel_import();
+  ui.cancelling = true;
 }
 
 void open_dialog_follow(AppState& state, const Snapshot& snapshot) {
@@ -297,7 +291,13 @@ void open_dialog_follow(AppState& state, const Snapshot& snapshot) {
   if (ui.import_id == 0 || !snapshot.import || snapshot.import->id != ui.import_id || snapshot.import->running) return;
   const ImportStatus& import = *snapshot.import;
   ui.import_id = 0;
-  if (import.finished) {
+  ui.cancelling = false;
+  if (import.cancelled) {
+    ui.error.clear();
+    ui.open = true;
+    state.app_message = "Import of " + import.checkpoint + " cancelled";
+    state.app_error = false;
+  } else if (import.finished) {
     reset_models_state(state);
     state.superposition_dir = import.out_dir;
     state.app_message = "Imported " + import.checkpoint + " into " + import.out_dir;
@@ -447,7 +447,8 @@ void OpenDialog::draw(AppState& state, const Snapshot& snapshot, Worker& worker)
       } else if (importing) {
         const bool started = snapshot.import && snapshot.import->id == ui.import_id;
         const float fraction = started ? static_cast<float>(snapshot.import->fraction) : 0.0f;
-        const std::string stage = started ? snapshot.import->stage : std::string("waiting for the worker");
+        std::string stage = started ? snapshot.import->stage : std::string("waiting for the worker");
+        if (ui.cancelling) stage += " (cancelling)";
         ImGui::ProgressBar(fraction, ImVec2(-1.0f, 0.0f), stage.c_str());
       } else {
         ImGui::NewLine();
@@ -456,13 +457,22 @@ void OpenDialog::draw(AppState& state, const Snapshot& snapshot, Worker& worker)
       if (ui.step == OpenDialogUi::Step::kImport) {
         if (ImGui::Button("Import")) open_dialog_import(state, worker);
         ImGui::SameLine();
-        ImGui::TextDisabled("into a new folder under %s", import_cache_root().string().c_str());
+        ImGui::TextDisabled("into %s (the %zu most recently used imports are kept)",
+                            import_folder(import_cache_root(), ui.checkpoint).string().c_str(), kImportsKept);
       } else if (ImGui::Button("Open")) {
         open_dialog_path(state, snapshot, worker, target);
       }
       ImGui::EndDisabled();
       ImGui::SameLine();
-      if (ImGui::Button("Cancel")) {
+      if (importing) {
+        // Ends the import at its next stage; the dialog stays until the worker
+        // says so. Once loading has begun the import can only finish.
+        const bool loading =
+            snapshot.import && snapshot.import->id == ui.import_id && snapshot.import->stage == "loading";
+        ImGui::BeginDisabled(ui.cancelling || loading);
+        if (ImGui::Button("Cancel")) open_dialog_cancel_import(state, worker);
+        ImGui::EndDisabled();
+      } else if (ImGui::Button("Cancel")) {
         ui.open = false;
         ui.step = OpenDialogUi::Step::kBrowse;
       }

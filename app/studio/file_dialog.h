@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "app/studio/worker.h"  // import_cache_root()
+
 namespace superpose::studio {
 
 struct AppState;
-struct Snapshot;
-class Worker;
 
 // What a path is to the Open dialog.
 enum class PathKind {
@@ -58,12 +58,6 @@ std::vector<size_t> filter_entries(const std::vector<DirEntry>& entries, const s
 // the root stays the root, a relative single name goes to ".".
 std::filesystem::path parent_folder(const std::filesystem::path& dir);
 
-// Where imported checkpoints go: $XDG_CACHE_HOME/superpose-studio/imported
-// when that is an absolute path, else $HOME/.cache/superpose-studio/imported,
-// else <temp dir>/superpose-studio/imported. Null or empty means unset.
-std::filesystem::path import_cache_root(const char* xdg_cache_home, const char* home);
-std::filesystem::path import_cache_root();  // from the environment
-
 // The dialog: what is being opened and where the browser is.
 struct OpenDialogUi {
   enum class Step {
@@ -83,6 +77,7 @@ struct OpenDialogUi {
   std::string checkpoint;  // kImport: the .pt to import
   std::string import_base, import_fine;  // kImport: its experts (default: the loaded superposition's)
   uint64_t import_id = 0;  // the worker's import this dialog waits for; 0 = none
+  bool cancelling = false;  // Cancel was pressed during that import
   std::string error;       // one line, shown in the dialog
 };
 
@@ -97,12 +92,17 @@ void open_dialog_enter(AppState& state, const std::filesystem::path& dir);
 // (kFine); moves to kImport for a .pt; enters a plain folder; anything else
 // sets the dialog's error. Returns true when it queued a load.
 bool open_dialog_path(AppState& state, const Snapshot& snapshot, Worker& worker, const std::filesystem::path& path);
-// kImport: checks the experts' folders and queues the worker's import into a
-// new folder under `out_root`; errors stay in the dialog.
+// kImport: checks the experts' folders and queues the worker's import into
+// out_root/<checkpoint stem> (replacing an earlier import of that name;
+// ImportRequest); errors stay in the dialog.
 bool open_dialog_import(AppState& state, Worker& worker, const std::filesystem::path& out_root = import_cache_root());
+// The dialog's Cancel while its import runs: asks the worker to cancel it
+// (Worker::cancel_import); open_dialog_follow reports the outcome.
+void open_dialog_cancel_import(AppState& state, Worker& worker);
 // Called every frame: follows the import the dialog started; on success
 // records the imported folder as the superposition and closes the dialog, on
-// failure shows the worker's message in the dialog.
+// failure shows the worker's message in the dialog; a cancelled import
+// leaves the dialog at the import step with the superposition loaded before.
 void open_dialog_follow(AppState& state, const Snapshot& snapshot);
 
 }  // namespace superpose::studio

@@ -90,8 +90,21 @@ struct StatusBar {
 
 // Commands shared by buttons, shortcuts and scripts.
 void start_generation(AppState& state, Worker& worker);  // Generate (Ctrl+Enter)
+// Undo/Redo restore the α and the spline's control points shown with it.
 void undo_alpha(AppState& state, const Snapshot& snapshot, Worker& worker);  // Ctrl+Z
 void redo_alpha(AppState& state, const Snapshot& snapshot, Worker& worker);  // Ctrl+Y
+// The 1D spline's control points the α plot draws now: state.control_edit
+// while one is dragged, else spline_controls_in_force (alpha_spline.h). Empty for 2D.
+std::vector<float> shown_control_points(const AppState& state, const SuperpositionInfo& info);
+// Once per α edit (slider, drag, reset): the α in force and the control
+// points shown go to the undo history.
+void record_alpha_edit(AppState& state, const SuperpositionInfo& info);
+// A drag in the α plot: begin_control_drag records the edit and takes the
+// control points shown as the ones to move; drag_control_point moves control
+// point state.dragged_control to `value` and sends the spline's α. Ending the
+// drag is state.dragged_control = -1.
+void begin_control_drag(AppState& state, const SuperpositionInfo& info, int index);
+void drag_control_point(AppState& state, const SuperpositionInfo& info, Worker& worker, float value);
 // Writes the α figure next to state.export_path; the outcome lands in state.app_message.
 bool export_alpha(AppState& state, const Snapshot& snapshot);
 // Writes the current t-SNE map to state.tsne.export_path .pdf, .png and .csv.

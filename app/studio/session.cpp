@@ -338,10 +338,7 @@ void apply_session(const Session& session, AppState& state, Worker& worker) {
     state.metrics.request.seq_len = kept.seq_len;
     state.metrics.request.batch_size = kept.batch_size;
   }
-  state.alpha_history = {};
-  state.alpha_edit.clear();
-  state.control_edit.clear();
-  state.dragged_control = -1;
+  state.forget_alpha_edits();
   state.schedule = session.schedule;
   state.selected_token = -1;
   LoadSettings load;

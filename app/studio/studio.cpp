@@ -108,7 +108,7 @@ void main_menu(AppState& state, const Snapshot& snapshot, Worker& worker) {
       load.device = state.device;
       state.base_dir.clear();
       state.fine_dir.clear();
-      state.alpha_history = {};
+      state.forget_alpha_edits();
       worker.load_superposition(state.superposition_dir, load);
     }
     ImGui::EndMenu();

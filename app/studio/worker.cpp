@@ -2,13 +2,18 @@
 // on the UI thread; generation is one queued command per token.
 #include "app/studio/worker.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -128,6 +133,7 @@ struct ExpertStream {
 };
 
 AlphaSchedule make_schedule(const std::vector<ScheduleSegment>& segments, const std::vector<int64_t>& shape);
+bool in_import_cache(const std::filesystem::path& dir);
 
 }  // namespace
 
@@ -451,6 +457,8 @@ void Worker::do_load_superposition(const std::filesystem::path& dir, const LoadS
     draft_.status = Snapshot::Status::kReady;
     draft_.message.clear();
     draft_.job.reset();
+    // An import used again counts as recent for the cache's trimming (ImportRequest::keep).
+    if (!experts_only && in_import_cache(dir)) ::utimensat(AT_FDCWD, dir.c_str(), nullptr, 0);
     publish();
   } catch (const std::exception& e) {
     // The loaded superposition, if any, stays usable.
@@ -475,24 +483,170 @@ void make_folders(const std::filesystem::path& dir) {
   if (!std::filesystem::is_directory(dir)) throw Error(dir.string(), "exists and is not a folder");
 }
 
-// root/<stem of checkpoint>, or <stem>-2, -3, ... when taken.
-std::filesystem::path fresh_import_dir(const std::filesystem::path& root, const std::filesystem::path& checkpoint) {
-  const std::string stem = checkpoint.stem().empty() ? std::string("checkpoint") : checkpoint.stem().string();
-  for (int n = 1; n < 10000; ++n) {
-    const auto candidate = root / (n == 1 ? stem : stem + "-" + std::to_string(n));
-    std::error_code ec;
-    if (!std::filesystem::exists(std::filesystem::symlink_status(candidate, ec))) return candidate;
+// Removes `name` in the folder `parent` (a descriptor, or AT_FDCWD) and, for a
+// folder, everything in it; links are removed, never followed. Best effort:
+// what cannot be removed stays.
+void remove_tree_at(int parent, const char* name) {
+  if (::unlinkat(parent, name, 0) == 0 || errno == ENOENT) return;
+  const int fd = ::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    ::close(fd);
+    return;
   }
-  throw Error(root.string(), "holds too many imports of " + stem + "; remove some");
+  std::vector<std::string> names;
+  while (const dirent* e = ::readdir(dir)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
+  }
+  for (const std::string& entry : names) remove_tree_at(::dirfd(dir), entry.c_str());
+  ::closedir(dir);
+  ::unlinkat(parent, name, AT_REMOVEDIR);
+}
+
+void remove_tree(const std::filesystem::path& path) { remove_tree_at(AT_FDCWD, path.c_str()); }
+
+// A new empty hidden folder beside `dir`: <parent>/.<name>.<purpose>-XXXXXX.
+std::filesystem::path hidden_sibling(const std::filesystem::path& dir, const char* purpose) {
+  std::string pattern = (dir.parent_path() / ("." + dir.filename().string() + "." + purpose + "-XXXXXX")).string();
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    throw Error(dir.string(), std::string("cannot create a folder beside it: ") + std::strerror(errno));
+  }
+  return pattern;
+}
+
+// Swaps what `a` and `b` name: atomically with renameat2(RENAME_EXCHANGE),
+// else (a file system without it) through a third name.
+void exchange(const std::filesystem::path& a, const std::filesystem::path& b) {
+  if (::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0) return;
+  if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
+    throw Error(b.string(), std::string("cannot replace it: ") + std::strerror(errno));
+  }
+  auto failure = [&b](int error) { return Error(b.string(), std::string("cannot replace it: ") + std::strerror(error)); };
+  const std::filesystem::path aside = hidden_sibling(b, "swap");  // an empty folder that rename(2) replaces
+  if (::rename(b.c_str(), aside.c_str()) != 0) {
+    const int error = errno;
+    ::rmdir(aside.c_str());
+    throw failure(error);
+  }
+  if (::rename(a.c_str(), b.c_str()) != 0) {
+    const int error = errno;
+    ::rename(aside.c_str(), b.c_str());  // b as it was
+    throw failure(error);
+  }
+  if (::rename(aside.c_str(), a.c_str()) != 0) throw failure(errno);  // b's old contents stay, hidden, at `aside`
+}
+
+bool exists_no_follow(const std::filesystem::path& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// The folder a staged import is written to, removed unless it was moved into place.
+struct StagedImport {
+  std::filesystem::path dir;
+  ~StagedImport() {
+    if (!dir.empty()) remove_tree(dir);
+  }
+};
+
+// Removes the imports (non-hidden folders holding superposition.json) of
+// `root` beyond the `keep` most recently modified; the folders in `always`
+// (compared as files, so any spelling of them counts) stay and count first.
+// Each goes to a hidden name first, so that no half-removed import shows.
+void prune_imports(const std::filesystem::path& root, size_t keep, const std::vector<std::filesystem::path>& always) {
+  if (keep == 0) return;
+  std::vector<std::pair<dev_t, ino_t>> protected_ids;
+  for (const auto& dir : always) {
+    struct stat st {};
+    if (!dir.empty() && ::stat(dir.c_str(), &st) == 0) protected_ids.emplace_back(st.st_dev, st.st_ino);
+  }
+  struct Import {
+    std::string name;
+    timespec modified;
+  };
+  std::vector<Import> others;
+  size_t kept = 0;
+  DIR* dir = ::opendir(root.c_str());
+  if (dir == nullptr) return;
+  while (const dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    struct stat st {};
+    const std::filesystem::path path = root / e->d_name;
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || !exists_no_follow(path / kSuperpositionJson)) continue;
+    if (std::find(protected_ids.begin(), protected_ids.end(), std::make_pair(st.st_dev, st.st_ino)) !=
+        protected_ids.end()) {
+      ++kept;
+    } else {
+      others.push_back({e->d_name, st.st_mtim});
+    }
+  }
+  ::closedir(dir);
+  std::sort(others.begin(), others.end(), [](const Import& a, const Import& b) {
+    if (a.modified.tv_sec != b.modified.tv_sec) return a.modified.tv_sec > b.modified.tv_sec;
+    if (a.modified.tv_nsec != b.modified.tv_nsec) return a.modified.tv_nsec > b.modified.tv_nsec;
+    return a.name < b.name;
+  });
+  for (const Import& import : others) {
+    if (kept < keep) {
+      ++kept;
+      continue;
+    }
+    const std::filesystem::path path = root / import.name;
+    try {
+      const std::filesystem::path doomed = hidden_sibling(path, "removed");
+      if (::rename(path.c_str(), doomed.c_str()) == 0) {
+        remove_tree(doomed);
+      } else {
+        ::rmdir(doomed.c_str());
+      }
+    } catch (const Error&) {
+      // Left for the next import's turn.
+    }
+  }
+}
+
+// Whether `dir` lies directly in import_cache_root() (as a file: any spelling).
+bool in_import_cache(const std::filesystem::path& dir) {
+  std::filesystem::path parent = dir.lexically_normal();
+  if (!parent.has_filename()) parent = parent.parent_path();
+  parent = parent.parent_path();
+  if (parent.empty()) parent = ".";
+  struct stat a {}, b {};
+  return ::stat(parent.c_str(), &a) == 0 && ::stat(import_cache_root().c_str(), &b) == 0 && a.st_dev == b.st_dev &&
+         a.st_ino == b.st_ino;
 }
 
 }  // namespace
+
+std::filesystem::path import_cache_root(const char* xdg_cache_home, const char* home) {
+  const std::filesystem::path tail = std::filesystem::path("superpose-studio") / "imported";
+  if (xdg_cache_home != nullptr && *xdg_cache_home != '\0' && std::filesystem::path(xdg_cache_home).is_absolute()) {
+    return std::filesystem::path(xdg_cache_home) / tail;
+  }
+  if (home != nullptr && *home != '\0') return std::filesystem::path(home) / ".cache" / tail;
+  std::error_code ec;
+  const std::filesystem::path temp = std::filesystem::temp_directory_path(ec);
+  return (ec ? std::filesystem::path("/tmp") : temp) / tail;
+}
+
+std::filesystem::path import_cache_root() {
+  return import_cache_root(std::getenv("XDG_CACHE_HOME"), std::getenv("HOME"));
+}
+
+std::filesystem::path import_folder(const std::filesystem::path& root, const std::filesystem::path& checkpoint) {
+  std::string stem = checkpoint.stem().string();
+  stem.erase(0, stem.find_first_not_of('.'));  // not a hidden folder
+  return root / (stem.empty() ? std::string("checkpoint") : stem);
+}
 
 uint64_t Worker::import_seed(const ImportRequest& request) {
   const uint64_t ticket = import_tickets_.fetch_add(1) + 1;
   enqueue([this, ticket, request] { do_import(ticket, request); });
   return ticket;
 }
+
+void Worker::cancel_import() { import_cancel_.store(import_tickets_.load()); }
 
 void Worker::do_import(uint64_t ticket, const ImportRequest& request) {
   const std::string checkpoint = request.checkpoint.string();
@@ -501,10 +655,23 @@ void Worker::do_import(uint64_t ticket, const ImportRequest& request) {
   status.checkpoint = checkpoint;
   status.running = true;
   draft_.import = status;
-  auto stage = [&](const char* what, double fraction) {
+  // False when the import is to end before `what`: cancel_import(), or the
+  // request's callback said so. Otherwise publishes the stage.
+  auto begin = [&](const char* what, double fraction) {
+    if (request.progress && !request.progress(what, fraction)) return false;
+    if (ticket <= import_cancel_.load()) return false;
     draft_.import->stage = what;
     draft_.import->fraction = fraction;
-    draft_.job = JobProgress{"importing " + request.checkpoint.filename().string() + ": " + what, fraction, false};
+    const bool cancellable = std::strcmp(what, "loading") != 0;
+    draft_.job =
+        JobProgress{"importing " + request.checkpoint.filename().string() + ": " + what, fraction, cancellable};
+    publish();
+    return true;
+  };
+  auto end_cancelled = [&] {
+    draft_.import->running = false;
+    draft_.import->cancelled = true;
+    draft_.job.reset();
     publish();
   };
   auto failed = [&](std::string message) {
@@ -517,27 +684,41 @@ void Worker::do_import(uint64_t ticket, const ImportRequest& request) {
     fail(message);
   };
   std::filesystem::path out;
+  StagedImport staged;  // removed on every way out until moved into place
+  std::optional<std::filesystem::path> previous;  // an earlier import of `out`, swapped aside
   try {
     if (request.checkpoint.empty()) throw Error("import", "no checkpoint file named");
     if (request.base.empty() || request.fine.empty()) {
       throw Error("import", "choose the base and fine experts' folders (HF GPT-2) the checkpoint was trained over");
     }
     if (request.out_root.empty()) throw Error("import", "no folder named for the imported superposition");
-    stage("reading the checkpoint", 0.0);
+    if (!begin("reading the checkpoint", 0.0)) return end_cancelled();
     const SeedCheckpoint seed = read_seed_checkpoint(request.checkpoint);
-    stage("loading the experts", 0.2);
+    if (!begin("loading the experts", 0.2)) return end_cancelled();
     auto experts = superpose::load_experts(request.base, request.fine, torch::kCPU, torch::kFloat32);
-    stage("building the superposition", 0.4);
+    if (!begin("building the superposition", 0.4)) return end_cancelled();
     SuperposedModel model = superposition_from_seed(seed, experts.first.model, experts.second.model, {});
-    stage("writing", 0.6);
+    if (!begin("writing", 0.6)) return end_cancelled();
     make_folders(request.out_root);
-    out = fresh_import_dir(request.out_root, request.checkpoint);
+    out = import_folder(request.out_root, request.checkpoint);
     draft_.import->out_dir = out.string();
+    // Written beside `out` (so the experts' relative paths hold there too),
+    // complete before anything at `out` changes.
+    staged.dir = hidden_sibling(out, "import");
     SuperpositionSpec spec;
     spec.provenance = {{"source", "notebook checkpoint"},
                        {"checkpoint", checkpoint},
                        {"note", "centered convolution: non-causal, as trained by the notebooks"}};
-    save_superposition(out, model, spec, request.base, request.fine);
+    save_superposition(staged.dir, model, spec, request.base, request.fine);
+    if (!begin("loading", 0.8)) return end_cancelled();
+    if (exists_no_follow(out)) {
+      exchange(staged.dir, out);
+      previous = staged.dir;  // holds the earlier import now; removed with `staged` either way
+    } else if (::rename(staged.dir.c_str(), out.c_str()) != 0) {
+      throw Error(out.string(), std::string("cannot move the import into place: ") + std::strerror(errno));
+    } else {
+      staged.dir.clear();
+    }
   } catch (const c10::Error& e) {
     failed(e.what_without_backtrace());
     return;
@@ -545,19 +726,28 @@ void Worker::do_import(uint64_t ticket, const ImportRequest& request) {
     failed(e.what());
     return;
   }
-  stage("loading", 0.8);
   do_load_superposition(out, request.load, false, {}, {});  // publishes; its failure is the message
   ImportStatus& done = *draft_.import;
   done.running = false;
   if (draft_.status == Snapshot::Status::kReady) {
     done.finished = true;
     done.fraction = 1.0;
-    publish();
+    prune_imports(request.out_root, request.keep, {out, draft_.superposition ? draft_.superposition->dir : ""});
   } else {
+    // The import folder as it was: the earlier import back at `out`, or none.
+    try {
+      if (previous) {
+        exchange(*previous, out);
+      } else {
+        remove_tree(out);
+      }
+    } catch (const Error&) {
+      // The new import stays at `out`; the message below is about the load.
+    }
     done.failed = true;
     done.message = draft_.message;
-    publish();
   }
+  publish();
 }
 
 void Worker::refresh_superposition_info() {
@@ -1033,6 +1223,7 @@ void Worker::cancel_jobs() {
   stop_generation();
   cancel_tsne();
   cancel_eval();
+  cancel_import();
 }
 
 void Worker::do_tsne(uint64_t ticket, const TsneRequest& request) {

@@ -312,14 +312,40 @@ struct LoadSettings {
   std::string dtype = "f32";    // "f32"; "bf16" / "f16" on CUDA only
 };
 
+// Where the studio's imports go: $XDG_CACHE_HOME/superpose-studio/imported
+// when that is an absolute path, else $HOME/.cache/superpose-studio/imported,
+// else <temp dir>/superpose-studio/imported. Null or empty means unset.
+std::filesystem::path import_cache_root(const char* xdg_cache_home, const char* home);
+std::filesystem::path import_cache_root();  // from the environment
+// Where an import of `checkpoint` goes under `root`: root/<file stem>, its
+// leading dots dropped ("checkpoint" when nothing is left).
+std::filesystem::path import_folder(const std::filesystem::path& root, const std::filesystem::path& checkpoint);
+
+// How many imports an import folder keeps by default (ImportRequest::keep).
+inline constexpr size_t kImportsKept = 8;
+
 // What import_seed() converts and where the result goes.
 struct ImportRequest {
   std::filesystem::path checkpoint;  // a notebook's torch.save file (.pt) of the α and autoencoder state dicts
   std::filesystem::path base, fine;  // the HF GPT-2 folders it was trained over
-  // The new superposition folder is out_root/<checkpoint stem>, or <stem>-2,
-  // -3, ... when that exists; missing folders of out_root are made.
+  // The new superposition folder is import_folder(out_root, checkpoint). It
+  // is written beside that name (a hidden folder) and swapped in whole before
+  // loading, so an earlier import of the same name is replaced at once, and
+  // stays when the import fails or is cancelled. Missing folders of out_root
+  // are made.
   std::filesystem::path out_root;
+  // Once an import has finished (imported and loaded), the imports in
+  // out_root (its folders holding superposition.json, hidden ones aside)
+  // beyond the `keep` most recently used are removed: the one just imported
+  // and the superposition loaded always stay and count. Recency is the
+  // folder's modification time, which an import sets and a load of a folder
+  // directly under import_cache_root() refreshes. 0 keeps every import.
+  size_t keep = kImportsKept;
   LoadSettings load;  // how the imported superposition is then loaded
+  // Optional; called on the worker thread as each stage is about to begin
+  // (ImportStatus::stage, fraction). Returning false cancels the import as
+  // cancel_import() does (at "loading" too: loading has not begun yet).
+  std::function<bool(const std::string& stage, double fraction)> progress;
 };
 
 // The import being (or last) run.
@@ -327,9 +353,12 @@ struct ImportStatus {
   uint64_t id = 0;  // counts import_seed() commands
   std::string checkpoint;
   std::string out_dir;  // the folder written; empty until chosen
-  std::string stage;    // "reading the checkpoint", "loading the experts", ...
+  // "reading the checkpoint", "loading the experts", "building the
+  // superposition", "writing", then "loading" (no longer cancellable).
+  std::string stage;
   double fraction = 0.0;
   bool running = false, finished = false, failed = false;  // finished: imported and loaded
+  bool cancelled = false;  // ended by cancel_import(): nothing written, the loaded superposition kept
   std::string message;  // one line when failed (also the snapshot's message)
 };
 
@@ -337,7 +366,7 @@ struct ImportStatus {
 struct JobProgress {
   std::string name;        // "loading /path", "generating", "analysing"
   double fraction = -1.0;  // 0..1, or < 0 when unknown
-  bool cancellable = false;  // generation: stop_generation()
+  bool cancellable = false;  // the status bar's Cancel (cancel_jobs()) ends it
 };
 
 // What the UI draws from. Immutable once published; plain data, no tensors.
@@ -406,13 +435,19 @@ class Worker {
   // no autoencoders. settings.base / fine are ignored.
   void load_experts(const std::filesystem::path& base, const std::filesystem::path& fine,
                     const LoadSettings& settings = {});
-  // Converts a notebook checkpoint into a new superposition folder (as
-  // `superpose import-seed`, on the CPU in float32) and loads it with
-  // request.load. Progress is Snapshot::import; a failure (unreadable or
-  // foreign file, shapes that do not fit the experts, an unwritable folder)
-  // sets import->failed and the message, one line naming the file, and keeps
-  // the loaded superposition. Returns the ImportStatus::id it will carry.
+  // Converts a notebook checkpoint into a superposition folder (as
+  // `superpose import-seed`, on the CPU in float32), loads it with
+  // request.load, then trims the import folder to request.keep imports.
+  // Progress is Snapshot::import and a cancellable job until "loading"; a
+  // failure (unreadable or foreign file, shapes that do not fit the experts,
+  // an unwritable folder, a failed load) sets import->failed and the message,
+  // one line naming the file. A failed or cancelled import leaves the import
+  // folder as it was and keeps the loaded superposition. Returns the
+  // ImportStatus::id it will carry.
   uint64_t import_seed(const ImportRequest& request);
+  // Ends the imports started so far before their next stage, even those not
+  // started yet (an atomic ticket); one that has begun loading finishes.
+  void cancel_import();
 
   // --- generation ------------------------------------------------------
   // Starts generating after `prompt` (ending any generation in progress).
@@ -462,7 +497,7 @@ class Worker {
   // Returns the TsneMap::id it will carry.
   uint64_t run_tsne(const TsneRequest& request);
   void cancel_tsne();  // ends the latest run_tsne() before its next chunk
-  // Stops generation, t-SNE and evaluation (the status bar's Cancel).
+  // Stops generation, t-SNE, evaluation and import (the status bar's Cancel).
   void cancel_jobs();
   // Captures every residual state of the three models over request.data
   // and computes the layer × neuron maps; keeps the capture for neuron_detail().
@@ -543,6 +578,7 @@ class Worker {
   std::atomic<uint64_t> eval_tickets_{0};
   std::atomic<uint64_t> eval_cancel_{0};
   std::atomic<uint64_t> import_tickets_{0};
+  std::atomic<uint64_t> import_cancel_{0};
 
   // Worker-thread only.
   Snapshot draft_;

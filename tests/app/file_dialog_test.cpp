@@ -1,7 +1,7 @@
 // File › Open without a window: classifying paths, listing, sorting and
 // filtering folders, the folder above, where imports go, and the dialog's
-// steps driving a real worker (a superposition, a GPT-2 pair, a .pt import
-// and its errors); then the dialog drawn in the studio under Xvfb.
+// steps driving a real worker (a superposition, a GPT-2 pair, a .pt import,
+// its cancelling and its errors); then the dialog drawn in the studio under Xvfb.
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -199,6 +199,48 @@ TEST_F(OpenDialogSteps, ImportsACheckpointOverTheLoadedExperts) {
   EXPECT_EQ(s->superposition->dir, state_.superposition_dir);
   EXPECT_FALSE(s->superposition->causal);
   EXPECT_FALSE(state_.app_error);
+}
+
+TEST_F(OpenDialogSteps, CancellingAnImportKeepsTheDialogAndTheLoadedSuperposition) {
+  const std::string tiny = superpose::testing::save_tiny_superposition(temp_ / "tiny");
+  worker_.load_superposition(tiny);
+  const auto loaded = wait_idle(worker_);
+  ASSERT_EQ(loaded->status, Snapshot::Status::kReady) << loaded->message;
+  state_.superposition_dir = tiny;
+  open_dialog_path(state_, *loaded, worker_, kSeed);
+  OpenDialogUi& ui = state_.open_dialog;
+  ASSERT_EQ(ui.step, OpenDialogUi::Step::kImport);
+
+  // An evaluation reading a named pipe holds the worker, so the import is
+  // still queued when Cancel is pressed, whatever the threads' timing.
+  superpose::testing::DataPipe pipe(temp_ / "data.jsonl");
+  ASSERT_TRUE(pipe.ready()) << "cannot make a named pipe in " << temp_.path();
+  EvalRequest eval;
+  eval.data = pipe.path().string();
+  eval.max_documents = 1;
+  worker_.run_eval(eval);
+  const fs::path root = temp_ / "imported";
+  ASSERT_TRUE(open_dialog_import(state_, worker_, root));
+  open_dialog_cancel_import(state_, worker_);
+  EXPECT_TRUE(ui.cancelling);
+  const std::string validation = read_file(default_data_path());
+  ASSERT_TRUE(pipe.feed(validation.substr(0, validation.find('\n') + 1)));
+
+  const auto s = wait_idle(worker_);
+  open_dialog_follow(state_, *s);
+  ASSERT_TRUE(s->import.has_value());
+  EXPECT_TRUE(s->import->cancelled);
+  EXPECT_FALSE(s->import->finished || s->import->failed) << s->import->message;
+  EXPECT_EQ(ui.import_id, 0u);
+  EXPECT_FALSE(ui.cancelling);
+  EXPECT_TRUE(ui.open);
+  EXPECT_EQ(ui.step, OpenDialogUi::Step::kImport);  // to import again
+  EXPECT_TRUE(ui.error.empty()) << ui.error;
+  EXPECT_EQ(state_.app_message, "Import of " + kSeed.string() + " cancelled");
+  EXPECT_EQ(state_.superposition_dir, tiny);
+  EXPECT_EQ(s->superposition->dir, tiny);
+  EXPECT_EQ(s->errors, 0u) << s->message;
+  EXPECT_FALSE(fs::exists(root));  // nothing written, not even the folder
 }
 
 TEST_F(OpenDialogSteps, ABadCheckpointShowsOneLineInTheDialog) {

@@ -160,17 +160,24 @@ TEST(Session, BadFilesGiveOneClearLine) {
   EXPECT_EQ(message_of(j), "s.json.version: unsupported version 7 (expected 1)");
 }
 
-TEST(AlphaHistory, UndoesAndRedoesWholeAlphas) {
+TEST(AlphaHistory, UndoesAndRedoesWholeAlphasWithTheirControlPoints) {
+  using Entry = AlphaHistory::Entry;
   AlphaHistory history;
-  EXPECT_TRUE(history.take_undo({0.5f}).empty());
-  history.record({0.1f});  // edit 1: 0.1 -> 0.2
-  history.record({0.2f});  // edit 2: 0.2 -> 0.3
-  EXPECT_EQ(history.take_undo({0.3f}), std::vector<float>{0.2f});
-  EXPECT_EQ(history.take_undo({0.2f}), std::vector<float>{0.1f});
-  EXPECT_TRUE(history.take_undo({0.1f}).empty());
-  EXPECT_EQ(history.take_redo({0.1f}), std::vector<float>{0.2f});
+  EXPECT_TRUE(history.take_undo(Entry{{0.5f}, {}}).alpha.empty());
+  history.record({0.1f}, {1.0f, 2.0f});  // edit 1: 0.1 -> 0.2
+  history.record({0.2f});                // edit 2: 0.2 -> 0.3, no control points
+  Entry restored = history.take_undo(Entry{{0.3f}, {3.0f, 4.0f}});
+  EXPECT_EQ(restored.alpha, std::vector<float>{0.2f});
+  EXPECT_TRUE(restored.control.empty());
+  restored = history.take_undo(Entry{{0.2f}, {5.0f, 6.0f}});
+  EXPECT_EQ(restored.alpha, std::vector<float>{0.1f});
+  EXPECT_EQ(restored.control, (std::vector<float>{1.0f, 2.0f}));
+  EXPECT_TRUE(history.take_undo(Entry{{0.1f}, {}}).alpha.empty());
+  restored = history.take_redo(Entry{{0.1f}, {}});
+  EXPECT_EQ(restored.alpha, std::vector<float>{0.2f});
+  EXPECT_EQ(restored.control, (std::vector<float>{5.0f, 6.0f}));  // what was shown when it was undone
   history.record({0.2f});  // a new edit drops what could be redone
-  EXPECT_TRUE(history.take_redo({0.7f}).empty());
+  EXPECT_TRUE(history.take_redo(Entry{{0.7f}, {}}).alpha.empty());
   for (size_t i = 0; i < AlphaHistory::kLimit + 10; ++i) history.record({0.0f});
   EXPECT_EQ(history.undo.size(), AlphaHistory::kLimit);
 }

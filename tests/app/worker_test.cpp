@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -737,41 +738,7 @@ namespace fs = std::filesystem;
 
 const fs::path kValidation = fs::path(SUPERPOSE_FIXTURES).parent_path().parent_path() / "assets/data/validation.jsonl";
 
-// A named pipe for an evaluation's data: the worker blocks reading it until
-// feed() writes, so commands queued before feed() are behind the evaluation's
-// start and ahead of its first batch, whatever the threads' timing.
-class DataPipe {
- public:
-  explicit DataPipe(fs::path path) : path_(std::move(path)) {
-    ready_ = ::mkfifo(path_.c_str(), 0600) == 0;
-  }
-  bool ready() const { return ready_; }
-  const fs::path& path() const { return path_; }
-  // Waits (generously) for the worker to open the pipe, then writes `bytes` and closes it.
-  bool feed(const std::string& bytes) {
-    const auto deadline = std::chrono::steady_clock::now() + superpose::testing::kWaitLimit;
-    int fd = -1;
-    while (fd < 0 && std::chrono::steady_clock::now() < deadline) {
-      fd = ::open(path_.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // ENXIO until the reader opens
-      if (fd < 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    if (fd < 0) return false;
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    size_t written = 0;
-    while (written < bytes.size()) {
-      const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      written += static_cast<size_t>(n);
-    }
-    ::close(fd);
-    return written == bytes.size();
-  }
-
- private:
-  fs::path path_;
-  bool ready_ = false;
-};
+using superpose::testing::DataPipe;
 
 TEST(StudioWorkerEval, AlphaChangedDuringAnEvaluationAppliesToTheNextToken) {
   const auto switched = direct_greedy(load_superposition(tiny_dir()).model, kSwitchPrompt, 2,
@@ -917,6 +884,15 @@ std::shared_ptr<const Snapshot> wait_import(Worker& worker, uint64_t id) {
   return wait_idle(worker);
 }
 
+// Every name in `dir`, hidden ones too, sorted.
+std::vector<std::string> names_in(const fs::path& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 std::vector<float> floats(const torch::Tensor& t) {
   const auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
@@ -958,12 +934,144 @@ TEST(StudioWorkerImport, ImportsANotebookCheckpointAndLoadsIt) {
   const auto direct = direct_greedy(reference, kPrompt, 3);
   expect_same_run(run_to_end(worker, kPrompt, greedy(3))->generation, direct);
 
-  // The same file again: a new folder beside the first.
+  // The same file again replaces the folder whole: nothing of the earlier
+  // one stays, nothing is left beside it.
+  write_file_atomic(root / "seed_1d" / "earlier.txt", "written into the earlier import");
   const uint64_t again = worker.import_seed(import_request(kSeeds / "seed_1d.pt", root));
   s = wait_import(worker, again);
   ASSERT_TRUE(s->import->finished) << s->import->message;
-  EXPECT_EQ(s->import->out_dir, (root / "seed_1d-2").string());
+  EXPECT_EQ(s->import->out_dir, (root / "seed_1d").string());
   EXPECT_EQ(s->superposition->dir, s->import->out_dir);
+  EXPECT_EQ(names_in(root), std::vector<std::string>{"seed_1d"});
+  EXPECT_EQ(names_in(root / "seed_1d"), (std::vector<std::string>{"superposition.json", "superposition.safetensors"}));
+
+  // An import whose load fails puts the earlier folder back.
+  write_file_atomic(root / "seed_1d" / "earlier.txt", "written into the earlier import");
+  ImportRequest unloadable = import_request(kSeeds / "seed_1d.pt", root);
+  unloadable.load.device = "abacus";
+  s = wait_import(worker, worker.import_seed(unloadable));
+  EXPECT_TRUE(s->import->failed);
+  EXPECT_NE(s->import->message.find("abacus"), std::string::npos) << s->import->message;
+  EXPECT_EQ(s->superposition->dir, (root / "seed_1d").string());  // the one loaded before
+  EXPECT_EQ(names_in(root), std::vector<std::string>{"seed_1d"});
+  EXPECT_EQ(read_file(root / "seed_1d" / "earlier.txt"), "written into the earlier import");
+}
+
+// The import stages in order, as ImportRequest::progress sees them.
+const std::vector<std::string> kImportStages = {"reading the checkpoint", "loading the experts",
+                                                "building the superposition", "writing", "loading"};
+
+TEST(StudioWorkerImport, ACancelledImportWritesNothingAndKeepsTheLoadedSuperposition) {
+  superpose::testing::TempDir temp;
+  const fs::path root = temp / "imported";
+  Worker worker;
+  auto s = wait_import(worker, worker.import_seed(import_request(kSeeds / "seed_1d.pt", root)));
+  ASSERT_TRUE(s->import->finished) << s->import->message;
+  write_file_atomic(root / "seed_1d" / "earlier.txt", "written into the earlier import");
+  write_file_atomic(temp / "other.pt", read_file(kSeeds / "seed_1d.pt"));
+  const uint64_t errors = s->errors;
+
+  // Cancelled as each stage is about to begin, by the request's callback
+  // (saying no, or pressing the status bar's Cancel): a same-named import and
+  // a new one, so that both a replacement and a new folder are undone.
+  for (const char* file : {"seed_1d.pt", "other.pt"}) {
+    for (size_t stop = 0; stop < kImportStages.size(); ++stop) {
+      for (const bool by_cancel_jobs : {false, true}) {
+        const fs::path checkpoint = std::string(file) == "other.pt" ? temp / file : kSeeds / file;
+        SCOPED_TRACE(checkpoint.string() + " cancelled at " + kImportStages[stop] +
+                     (by_cancel_jobs ? " by cancel_jobs()" : " by the callback"));
+        std::vector<std::string> seen;
+        ImportRequest request = import_request(checkpoint, root);
+        request.progress = [&](const std::string& stage, double) {
+          seen.push_back(stage);
+          if (stage != kImportStages[stop]) return true;
+          if (!by_cancel_jobs) return false;
+          worker.cancel_jobs();  // on the worker thread: a ticket, as from the UI
+          return true;
+        };
+        s = wait_import(worker, worker.import_seed(request));
+        EXPECT_TRUE(s->import->cancelled);
+        EXPECT_FALSE(s->import->finished);
+        EXPECT_FALSE(s->import->failed);
+        EXPECT_EQ(seen, std::vector<std::string>(kImportStages.begin(), kImportStages.begin() + stop + 1));
+        EXPECT_EQ(s->errors, errors) << s->message;  // a cancel is no error
+        EXPECT_FALSE(s->job.has_value());
+        EXPECT_EQ(s->status, Snapshot::Status::kReady);
+        EXPECT_EQ(s->superposition->dir, (root / "seed_1d").string());
+        EXPECT_EQ(names_in(root), std::vector<std::string>{"seed_1d"});
+        EXPECT_EQ(read_file(root / "seed_1d" / "earlier.txt"), "written into the earlier import");
+      }
+    }
+  }
+
+  // The cancel ticket covers the imports started before it, not later ones.
+  s = wait_import(worker, worker.import_seed(import_request(temp / "other.pt", root)));
+  EXPECT_TRUE(s->import->finished) << s->import->message;
+  EXPECT_EQ(s->superposition->dir, (root / "other").string());
+  EXPECT_EQ(names_in(root), (std::vector<std::string>{"other", "seed_1d"}));
+}
+
+// Sets a folder's modification time to `seconds` after the epoch.
+void set_modified(const fs::path& dir, time_t seconds) {
+  const timespec times[2] = {{seconds, 0}, {seconds, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, dir.c_str(), times, 0), 0) << dir;
+}
+
+time_t modified(const fs::path& dir) {
+  struct stat st {};
+  EXPECT_EQ(::stat(dir.c_str(), &st), 0) << dir;
+  return st.st_mtim.tv_sec;
+}
+
+// $XDG_CACHE_HOME for one test (set before its worker starts, unset after it ends).
+class CacheHome {
+ public:
+  explicit CacheHome(const fs::path& dir) { ::setenv("XDG_CACHE_HOME", dir.c_str(), 1); }
+  ~CacheHome() { ::unsetenv("XDG_CACHE_HOME"); }
+};
+
+TEST(StudioWorkerImport, FinishedImportsTrimTheCacheToTheMostRecentlyUsed) {
+  superpose::testing::TempDir temp;
+  const CacheHome cache(temp / "cache");
+  const fs::path root = import_cache_root();
+  ASSERT_EQ(root, temp / "cache" / "superpose-studio" / "imported");
+  Worker worker;
+  for (const char* name : {"a", "b", "c", "d", "e"}) {
+    write_file_atomic(temp / (std::string(name) + ".pt"), read_file(kSeeds / "seed_1d.pt"));
+  }
+  auto import = [&](const char* name, size_t keep) {
+    ImportRequest request = import_request(temp / (std::string(name) + ".pt"), root);
+    request.keep = keep;
+    const auto s = wait_import(worker, worker.import_seed(request));
+    EXPECT_TRUE(s->import->finished) << s->import->message;
+    return s;
+  };
+  for (const char* name : {"a", "b", "c"}) import(name, 0);  // 0: keep every import
+  // What is not an import stays whatever its age.
+  temp.make_dir("cache/superpose-studio/imported/scratch");
+  temp.make_dir("cache/superpose-studio/imported/.hidden");
+  write_file_atomic(root / "notes.txt", "not an import");
+  for (const char* name : {"scratch", ".hidden", "notes.txt"}) set_modified(root / name, 1000000000);
+  // Used in the order a, b, c (2001); then `a` is loaded again, which counts as a use.
+  set_modified(root / "a", 1000000001);
+  set_modified(root / "b", 1000000002);
+  set_modified(root / "c", 1000000003);
+  const auto reloaded = load(worker, (root / "a").string());
+  ASSERT_EQ(reloaded->superposition->dir, (root / "a").string()) << reloaded->message;
+  EXPECT_GT(modified(root / "a"), 1000000003);
+  EXPECT_EQ(modified(root / "b"), 1000000002);  // a load elsewhere touches nothing
+
+  // Three kept: d (just imported), then a and c; b was used longest ago.
+  import("d", 3);
+  EXPECT_EQ(names_in(root), (std::vector<std::string>{".hidden", "a", "c", "d", "notes.txt", "scratch"}));
+
+  // The import just made (and loaded) stays even where the others look newer.
+  set_modified(root / "a", 4000000001);
+  set_modified(root / "c", 4000000002);
+  set_modified(root / "d", 4000000003);
+  const auto s = import("e", 2);
+  EXPECT_EQ(s->superposition->dir, (root / "e").string());
+  EXPECT_EQ(names_in(root), (std::vector<std::string>{".hidden", "d", "e", "notes.txt", "scratch"}));
 }
 
 TEST(StudioWorkerImport, BadCheckpointsAreOneLineErrorsNamingTheFile) {
