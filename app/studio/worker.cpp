@@ -45,7 +45,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Commands that may run between an evaluation's batches (Worker::run_eval).
-constexpr bool kAlongside = true;
+constexpr auto kAlongside = Worker::Order::kAlongside;
+// Commands that replace the loaded model, which an evaluation gives way to.
+constexpr auto kReplacesModel = Worker::Order::kReplacesModel;
 
 std::string number_text(double value) {
   std::ostringstream out;
@@ -279,7 +281,7 @@ bool Worker::run_alongside() {
       if (stopping_) return false;
       // The first command that may not run alongside keeps its place, and
       // every command after it keeps waiting behind it: the order holds.
-      if (commands_.empty() || !commands_.front().alongside) return true;
+      if (commands_.empty() || commands_.front().order != Order::kAlongside) return true;
       command = std::move(commands_.front());
       commands_.pop_front();
     }
@@ -289,17 +291,23 @@ bool Worker::run_alongside() {
   return true;
 }
 
-void Worker::enqueue(std::function<void()> command, bool alongside) {
+bool Worker::model_replacement_queued() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::any_of(commands_.begin(), commands_.end(),
+                     [](const Command& c) { return c.order == Order::kReplacesModel; });
+}
+
+void Worker::enqueue(std::function<void()> command, Order order) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return;
     pending_.fetch_add(1);
-    commands_.push_back(Command{std::move(command), alongside});
+    commands_.push_back(Command{std::move(command), order});
   }
   wake_.notify_one();
 }
 
-void Worker::enqueue_guarded(const char* name, std::function<void()> command, bool alongside) {
+void Worker::enqueue_guarded(const char* name, std::function<void()> command, Order order) {
   enqueue([this, name, command = std::move(command)] {
     try {
       command();
@@ -312,7 +320,7 @@ void Worker::enqueue_guarded(const char* name, std::function<void()> command, bo
     } catch (const std::exception& e) {
       fail(std::string(name) + ": " + e.what());
     }
-  }, alongside);
+  }, order);
 }
 
 // --- loading -------------------------------------------------------------
@@ -348,17 +356,20 @@ void Worker::load_model(const std::filesystem::path& dir) {
       draft_.status = Snapshot::Status::kFailed;
       fail(e.what());
     }
-  });
+  }, kReplacesModel);
 }
 
 void Worker::load_superposition(const std::filesystem::path& dir, const LoadSettings& settings) {
-  enqueue_guarded("load_superposition", [this, dir, settings] { do_load_superposition(dir, settings, false, {}, {}); });
+  enqueue_guarded(
+      "load_superposition", [this, dir, settings] { do_load_superposition(dir, settings, false, {}, {}); },
+      kReplacesModel);
 }
 
 void Worker::load_experts(const std::filesystem::path& base, const std::filesystem::path& fine,
                           const LoadSettings& settings) {
   enqueue_guarded("load_experts",
-                  [this, base, fine, settings] { do_load_superposition({}, settings, true, base, fine); });
+                  [this, base, fine, settings] { do_load_superposition({}, settings, true, base, fine); },
+                  kReplacesModel);
 }
 
 void Worker::do_load_superposition(const std::filesystem::path& dir, const LoadSettings& settings,
@@ -642,7 +653,7 @@ std::filesystem::path import_folder(const std::filesystem::path& root, const std
 
 uint64_t Worker::import_seed(const ImportRequest& request) {
   const uint64_t ticket = import_tickets_.fetch_add(1) + 1;
-  enqueue([this, ticket, request] { do_import(ticket, request); });
+  enqueue([this, ticket, request] { do_import(ticket, request); }, kReplacesModel);
   return ticket;
 }
 
@@ -1594,8 +1605,9 @@ void Worker::do_eval(uint64_t ticket, const EvalRequest& request) {
   options.batch_size = request.batch_size;
   options.models = parse_eval_models(request.models, true);
   // The switches the evaluation runs with, and the user's, which the commands
-  // run between batches see and may change. Loads never run in between, so
-  // `model` stays the loaded superposition throughout.
+  // run between batches see and may change. Loads never run in between (a
+  // queued one ends the evaluation), so `model` stays the loaded
+  // superposition throughout.
   const std::vector<bool> eval_switches = autoencoder_switches(model);
   std::vector<bool> user_switches = eval_switches;
   bool stopping = false;
@@ -1606,7 +1618,7 @@ void Worker::do_eval(uint64_t ticket, const EvalRequest& request) {
     publish();
     if (ticket <= eval_cancel_.load()) return false;
     set_autoencoder_switches(model, user_switches);
-    stopping = !run_alongside();
+    stopping = !run_alongside() || model_replacement_queued();
     user_switches = autoencoder_switches(model);
     set_autoencoder_switches(model, eval_switches);
     draft_.job = eval_job(done, total);  // a generation in between may have set or cleared it

@@ -516,26 +516,34 @@ class Worker {
   // every batch. Between batches it runs the commands queued meanwhile that
   // may run alongside it (α, autoencoders, schedule, generation, sequence
   // analysis, token trajectories, t-SNE steps), in order, up to the first
-  // that may not (a load, another job): that one and those after it wait for
-  // the end. The evaluation keeps the autoencoder switches it started with;
+  // that may not (another job): that one and those after it wait for the
+  // end. A load or an import queued meanwhile ends the evaluation after its
+  // current batch (EvalResults::cancelled), so the new model loads at once.
+  // The evaluation keeps the autoencoder switches it started with;
   // the interleaved commands see and change the user's. α changes do not
   // touch it (evaluate() passes its α explicitly). Returns the
   // EvalResults::id it will carry.
   uint64_t run_eval(const EvalRequest& request);
   void cancel_eval();  // ends the latest run_eval() after its current batch
 
+  // How a queued command meets an evaluation in progress.
+  enum class Order {
+    kInTurn,         // waits for it
+    kAlongside,      // runs between its batches
+    kReplacesModel,  // a load: the evaluation, of the model about to go, ends after its batch
+  };
+
  private:
   struct Models;      // worker-thread state: models, tokenizer, generation
-  // A queued command; `alongside` ones may run between the batches of an evaluation.
   struct Command {
     std::function<void()> run;
-    bool alongside = false;
+    Order order = Order::kInTurn;
   };
   void run();
   // Queues `command`; from the worker thread too (the generation step).
-  void enqueue(std::function<void()> command, bool alongside = false);
+  void enqueue(std::function<void()> command, Order order = Order::kInTurn);
   // Queues a command whose exceptions become the snapshot's message.
-  void enqueue_guarded(const char* name, std::function<void()> command, bool alongside = false);
+  void enqueue_guarded(const char* name, std::function<void()> command, Order order = Order::kInTurn);
   // Queues an edit of the loaded superposition (α, autoencoder switches)
   // that also runs alongside a job; the superposition info is refreshed and
   // published after it.
@@ -544,6 +552,7 @@ class Worker {
   // front of the queue, at most as many as were queued on entry (those they
   // queue wait for the next call). False when the worker is stopping.
   bool run_alongside();
+  bool model_replacement_queued();  // a kReplacesModel command waits
   // Publishes a copy of draft_ with the next version.
   void publish();
   void fail(const std::string& message);

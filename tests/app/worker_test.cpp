@@ -740,6 +740,17 @@ const fs::path kValidation = fs::path(SUPERPOSE_FIXTURES).parent_path().parent_p
 
 using superpose::testing::DataPipe;
 
+// An evaluation reading `pipe`, one window per batch: with every document
+// (max_documents 0) and 16-token windows, thousands of batches.
+EvalRequest pipe_eval(const DataPipe& pipe, int64_t max_documents, int64_t seq_len = 0) {
+  EvalRequest request;
+  request.data = pipe.path().string();
+  request.max_documents = max_documents;
+  request.seq_len = seq_len;
+  request.batch_size = 1;
+  return request;
+}
+
 TEST(StudioWorkerEval, AlphaChangedDuringAnEvaluationAppliesToTheNextToken) {
   const auto switched = direct_greedy(load_superposition(tiny_dir()).model, kSwitchPrompt, 2,
                                       [](int64_t i, SuperposedModel& m) {
@@ -753,13 +764,7 @@ TEST(StudioWorkerEval, AlphaChangedDuringAnEvaluationAppliesToTheNextToken) {
   const uint64_t id = worker.generate(kSwitchPrompt, greedy(8, 1));
   wait_until(worker, [id](const Snapshot& x) { return x.generation.id == id && x.generation.paused; }, "the pause");
 
-  // Every document, one short window per batch: thousands of batches.
-  EvalRequest request;
-  request.data = pipe.path().string();
-  request.max_documents = 0;
-  request.seq_len = 16;
-  request.batch_size = 1;
-  const uint64_t eval = worker.run_eval(request);
+  const uint64_t eval = worker.run_eval(pipe_eval(pipe, 0, 16));
   worker.set_alpha_global(1.0);
   worker.resume_generation(1);
   ASSERT_TRUE(pipe.feed(read_file(kValidation)));
@@ -796,6 +801,35 @@ TEST(StudioWorkerEval, AlphaChangedDuringAnEvaluationAppliesToTheNextToken) {
   EXPECT_EQ(done->errors, 0u) << done->message;
 }
 
+TEST(StudioWorkerEval, ALoadQueuedDuringAnEvaluationEndsItAfterItsBatch) {
+  superpose::testing::TempDir temp;
+  DataPipe pipe(temp / "validation.jsonl");
+  ASSERT_TRUE(pipe.ready()) << "cannot make a named pipe in " << temp.path();
+  const std::string other = superpose::testing::save_tiny_superposition(temp / "other");
+  Worker worker;
+  load(worker, tiny_dir());
+  const uint64_t eval = worker.run_eval(pipe_eval(pipe, 0, 16));
+  LoadSettings settings;
+  settings.device = "cpu";
+  worker.load_superposition(other, settings);  // queued ahead of the first batch
+  ASSERT_TRUE(pipe.feed(read_file(kValidation)));
+  const auto s = wait_until(
+      worker,
+      [&](const Snapshot& x) {
+        return x.errors > 0 || (x.superposition && x.superposition->dir == other && x.status == Snapshot::Status::kReady &&
+                                x.eval && x.eval->id == eval && !x.eval->running);
+      },
+      "the load");
+  ASSERT_EQ(s->errors, 0u) << s->message;
+  // The evaluation ended after its first batch, cancelled, without results.
+  EXPECT_TRUE(s->eval->cancelled);
+  EXPECT_FALSE(s->eval->finished);
+  EXPECT_EQ(s->eval->batches_done, 1);
+  EXPECT_GT(s->eval->batches, 1);
+  EXPECT_TRUE(s->eval->rows.empty());
+  EXPECT_FALSE(s->job.has_value());
+}
+
 TEST(StudioWorkerEval, EvaluationKeepsItsSwitchesWhileCommandsRunBetweenItsBatches) {
   constexpr int64_t kTokens = 3;
   // The commands below, applied before the first token of a direct run.
@@ -811,10 +845,7 @@ TEST(StudioWorkerEval, EvaluationKeepsItsSwitchesWhileCommandsRunBetweenItsBatch
   ASSERT_TRUE(pipe.ready()) << "cannot make a named pipe in " << temp.path();
   Worker worker;
   load(worker, tiny_dir());
-  EvalRequest request;
-  request.data = pipe.path().string();
-  request.max_documents = 1;
-  request.batch_size = 1;
+  EvalRequest request = pipe_eval(pipe, 1);
   request.models = "superposition";  // the model the switches change
   const uint64_t eval = worker.run_eval(request);
   worker.set_autoencoder(1, false);
