@@ -128,8 +128,9 @@ void alpha_heat_map(const SuperpositionInfo& info, float height) {
   }
 }
 
-// "Schedule over positions": segments {from, global α or per layer}; the
-// schedule goes to the worker while "Use schedule" is on and after every edit.
+// "Schedule over positions": segments {from, global α, per layer or (2D) per
+// layer and dimension}; the schedule goes to the worker while "Use schedule"
+// is on and after every edit.
 void schedule_editor(AppState& state, const Snapshot& snapshot, Worker& worker, const std::vector<float>& in_force) {
   if (!ImGui::CollapsingHeader("Schedule over positions")) return;
   ScheduleUi& ui = state.schedule;
@@ -164,11 +165,27 @@ void schedule_editor(AppState& state, const Snapshot& snapshot, Worker& worker, 
     if (ImGui::IsItemHovered()) ImGui::SetTooltip("Per layer: copy the per-layer α in force now");
     ImGui::SameLine();
     if (per_layer) {
-      ImGui::TextDisabled("%zu layers", segment.alpha.size());
+      const SuperpositionInfo* info = snapshot.superposition ? &*snapshot.superposition : nullptr;
+      const bool two_d = info != nullptr && info->alpha_shape.size() == 2;
+      if (two_d && segment.alpha.size() == info->alpha_in_force.size()) {
+        ImGui::TextDisabled("%lld layers × %lld dimensions", static_cast<long long>(info->alpha_shape[0]),
+                            static_cast<long long>(info->alpha_shape[1]));
+      } else {
+        ImGui::TextDisabled("%zu layers", segment.alpha.size());
+      }
       ImGui::SameLine();
       if (ImGui::SmallButton("Copy α in force")) {
         segment.alpha = in_force;
         changed = true;
+      }
+      if (two_d) {
+        if (ImGui::IsItemHovered()) ImGui::SetTooltip("One α per layer (every dimension of the layer)");
+        ImGui::SameLine();
+        if (ImGui::SmallButton("Copy per dimension")) {
+          segment.alpha = info->alpha_in_force;
+          changed = true;
+        }
+        if (ImGui::IsItemHovered()) ImGui::SetTooltip("The layer × dimension α in force now (the heat map)");
       }
     } else {
       if (segment.alpha.empty()) segment.alpha = {0.5f};

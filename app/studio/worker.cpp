@@ -1078,16 +1078,24 @@ AlphaSchedule make_schedule(const std::vector<ScheduleSegment>& segments, const 
       throw Error(where, "from position " + std::to_string(s.from) + " must be greater than the previous segment's " +
                              std::to_string(segments[i - 1].from));
     }
-    if (s.alpha.size() != 1 && static_cast<int64_t>(s.alpha.size()) != layers) {
-      throw Error(where, "α needs 1 value or " + std::to_string(layers) + " (one per layer), got " +
-                             std::to_string(s.alpha.size()));
+    const int64_t values = static_cast<int64_t>(s.alpha.size());
+    const bool per_dimension = shape.size() == 2 && values == layers * shape[1];
+    if (values != 1 && values != layers && !per_dimension) {
+      throw Error(where, "α needs 1 value or " + std::to_string(layers) + " (one per layer)" +
+                             (shape.size() == 2 ? " or " + std::to_string(layers * shape[1]) + " (per layer and dimension)"
+                                                : std::string()) +
+                             ", got " + std::to_string(values));
     }
     for (float v : s.alpha) {
       if (!(v >= 0.0f && v <= 1.0f)) throw Error(where, "α value " + number_text(v) + " is outside [0, 1]");
     }
-    torch::Tensor alpha = s.alpha.size() == 1 ? torch::full({layers}, s.alpha[0], torch::kFloat32)
-                                              : torch::tensor(s.alpha, torch::kFloat32);  // (L)
-    if (shape.size() == 2) alpha = alpha.unsqueeze(1).expand({layers, shape[1]}).contiguous();  // (L,C)
+    torch::Tensor alpha = values == 1 ? torch::full({layers}, s.alpha[0], torch::kFloat32)
+                                      : torch::tensor(s.alpha, torch::kFloat32);  // (L) or (L*C)
+    if (per_dimension) {
+      alpha = alpha.view({layers, shape[1]});  // layer-major, as alpha_in_force
+    } else if (shape.size() == 2) {
+      alpha = alpha.unsqueeze(1).expand({layers, shape[1]}).contiguous();  // (L,C)
+    }
     out.push_back(AlphaSchedule::Segment{s.from, alpha});
   }
   return AlphaSchedule(std::move(out), shape, "α schedule");

@@ -47,8 +47,9 @@ struct TopToken {
 // prompt) up to the next segment's `from`.
 struct ScheduleSegment {
   int64_t from = 0;
-  // One value (every layer and dimension) or L values (per layer; 2D: every
-  // dimension of the layer), each in [0, 1].
+  // One value (every layer and dimension), L values (per layer; 2D: every
+  // dimension of the layer) or, for 2D, L·C values (per layer and dimension,
+  // layer-major like SuperpositionInfo::alpha_in_force), each in [0, 1].
   std::vector<float> alpha;
   bool operator==(const ScheduleSegment& o) const { return from == o.from && alpha == o.alpha; }
   bool operator!=(const ScheduleSegment& o) const { return !(*this == o); }

@@ -418,6 +418,67 @@ TEST(StudioWorkerGeneration, AlphaScheduleSwitchesAtItsPositionAndEqualsADirectR
   EXPECT_EQ(plain->generation.tokens[0].alpha, learned_alpha(tiny_dir()));
 }
 
+TEST(StudioWorkerGeneration, A2DScheduleSetsEveryLayerAndDimensionAndEqualsADirectRun) {
+  constexpr int64_t kTokens = 5, kAfter = 2;
+  const std::vector<int64_t> prompt = tokenizer().encode(kSwitchPrompt);
+  const int64_t switch_at = static_cast<int64_t>(prompt.size()) - 1 + kAfter;
+  SuperposedModel model = load_superposition(tiny_2d_dir()).model;
+  const auto shape = model->alpha_shape();  // {L, C}
+  ASSERT_EQ(shape.size(), 2u);
+  // Two different α per layer and dimension, then their complement.
+  torch::manual_seed(7);
+  const torch::Tensor first = torch::rand({shape[0], shape[1]});
+  const torch::Tensor second = 1.0 - first;
+  auto values = [](const torch::Tensor& t) {
+    const auto c = t.contiguous();
+    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  };
+  const std::vector<ScheduleSegment> segments = {ScheduleSegment{0, values(first)},
+                                                 ScheduleSegment{switch_at, values(second)}};
+  const AlphaSchedule schedule({{0, first}, {switch_at, second}}, shape, "test");
+  DirectRun direct;
+  {
+    c10::InferenceMode inference;
+    SamplingOptions options;
+    options.temperature = 0.0;
+    Sampler sampler(options);
+    SuperposedGenerator generator(model, prompt, true, schedule);
+    for (int64_t i = 0; i < kTokens; ++i) {
+      const auto logits = generator.next_logits();
+      const int64_t token = sampler.sample(logits);
+      generator.append(token);
+      direct.ids.push_back(token);
+      const auto top = std::get<0>(torch::softmax(logits, 0).topk(kTopTokens)).contiguous();
+      direct.top_probs.emplace_back(top.data_ptr<float>(), top.data_ptr<float>() + kTopTokens);
+    }
+  }
+  Worker worker;
+  load(worker, tiny_2d_dir());
+  worker.set_alpha_schedule(segments);
+  const auto s = wait_idle(worker);
+  ASSERT_EQ(s->errors, 0u) << s->message;
+  EXPECT_EQ(s->alpha_schedule, segments);
+  const auto done = run_to_end(worker, kSwitchPrompt, greedy(kTokens));
+  expect_same_run(done->generation, direct);
+  // Each token records the α it was predicted under, per layer (2D: the
+  // mean over dimensions), to float rounding of the mean.
+  ASSERT_EQ(done->generation.tokens.size(), static_cast<size_t>(kTokens));
+  for (int64_t i = 0; i < kTokens; ++i) {
+    const auto expected = values((i < kAfter ? first : second).mean(1));
+    const auto& got = done->generation.tokens[static_cast<size_t>(i)].alpha;
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t l = 0; l < got.size(); ++l) EXPECT_NEAR(got[l], expected[l], 1e-6) << "token " << i << ", layer " << l;
+  }
+  // A size that is neither 1, L nor L·C is refused, naming all three.
+  worker.set_alpha_schedule({ScheduleSegment{0, std::vector<float>(static_cast<size_t>(shape[0] + 1), 0.5f)}});
+  const auto e = wait_idle(worker);
+  EXPECT_EQ(e->errors, 1u);
+  EXPECT_NE(e->message.find("or " + std::to_string(shape[0] * shape[1]) + " (per layer and dimension)"),
+            std::string::npos)
+      << e->message;
+  EXPECT_EQ(e->alpha_schedule, segments);
+}
+
 TEST(StudioWorkerGeneration, BadAlphaSchedulesAreOneLineErrors) {
   Worker worker;
   load(worker, tiny_dir());
