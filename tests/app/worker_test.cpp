@@ -104,16 +104,24 @@ struct DirectRun {
 };
 
 // `before` may steer the model before token i is predicted.
+// With a schedule, `alphas` (when given) receives the α each token was
+// predicted under, flattened.
 DirectRun direct_greedy(SuperposedModel model, const std::string& prompt, int64_t n,
-                        const std::function<void(int64_t, SuperposedModel&)>& before = {}) {
+                        const std::function<void(int64_t, SuperposedModel&)>& before = {},
+                        const AlphaSchedule& schedule = {}, std::vector<std::vector<float>>* alphas = nullptr) {
+  c10::InferenceMode inference;
   SamplingOptions options;
   options.temperature = 0.0;
   Sampler sampler(options);
-  SuperposedGenerator generator(model, tokenizer().encode(prompt));
+  SuperposedGenerator generator(model, tokenizer().encode(prompt), true, schedule);
   DirectRun out;
   for (int64_t i = 0; i < n; ++i) {
     if (before) before(i, model);
     const auto logits = generator.next_logits();  // (V)
+    if (alphas != nullptr) {
+      const auto a = generator.alpha_at(static_cast<int64_t>(generator.sequence().size()) - 1).contiguous();
+      alphas->emplace_back(a.data_ptr<float>(), a.data_ptr<float>() + a.numel());
+    }
     const int64_t token = sampler.sample(logits);
     generator.append(token);
     out.ids.push_back(token);
@@ -376,25 +384,8 @@ TEST(StudioWorkerGeneration, AlphaScheduleSwitchesAtItsPositionAndEqualsADirectR
   SuperposedModel model = load_superposition(tiny_dir()).model;
   std::vector<AlphaSchedule::Segment> direct_segments = {{0, torch::zeros({3})}, {switch_at, torch::ones({3})}};
   const AlphaSchedule schedule(direct_segments, model->alpha_shape(), "test");
-  DirectRun direct;
   std::vector<std::vector<float>> direct_alpha;
-  {
-    c10::InferenceMode inference;
-    SamplingOptions options;
-    options.temperature = 0.0;
-    Sampler sampler(options);
-    SuperposedGenerator generator(model, prompt, true, schedule);
-    for (int64_t i = 0; i < kTokens; ++i) {
-      const auto logits = generator.next_logits();  // (V)
-      const auto a = generator.alpha_at(static_cast<int64_t>(generator.sequence().size()) - 1).contiguous();
-      direct_alpha.emplace_back(a.data_ptr<float>(), a.data_ptr<float>() + a.numel());
-      const int64_t token = sampler.sample(logits);
-      generator.append(token);
-      direct.ids.push_back(token);
-      const auto top = std::get<0>(torch::softmax(logits, 0).topk(kTopTokens)).contiguous();
-      direct.top_probs.emplace_back(top.data_ptr<float>(), top.data_ptr<float>() + kTopTokens);
-    }
-  }
+  const DirectRun direct = direct_greedy(model, kSwitchPrompt, kTokens, {}, schedule, &direct_alpha);
 
   Worker worker;
   load(worker, tiny_dir());
@@ -436,22 +427,7 @@ TEST(StudioWorkerGeneration, A2DScheduleSetsEveryLayerAndDimensionAndEqualsADire
   const std::vector<ScheduleSegment> segments = {ScheduleSegment{0, values(first)},
                                                  ScheduleSegment{switch_at, values(second)}};
   const AlphaSchedule schedule({{0, first}, {switch_at, second}}, shape, "test");
-  DirectRun direct;
-  {
-    c10::InferenceMode inference;
-    SamplingOptions options;
-    options.temperature = 0.0;
-    Sampler sampler(options);
-    SuperposedGenerator generator(model, prompt, true, schedule);
-    for (int64_t i = 0; i < kTokens; ++i) {
-      const auto logits = generator.next_logits();
-      const int64_t token = sampler.sample(logits);
-      generator.append(token);
-      direct.ids.push_back(token);
-      const auto top = std::get<0>(torch::softmax(logits, 0).topk(kTopTokens)).contiguous();
-      direct.top_probs.emplace_back(top.data_ptr<float>(), top.data_ptr<float>() + kTopTokens);
-    }
-  }
+  const DirectRun direct = direct_greedy(model, kSwitchPrompt, kTokens, {}, schedule);
   Worker worker;
   load(worker, tiny_2d_dir());
   worker.set_alpha_schedule(segments);
