@@ -146,19 +146,6 @@ int count_entries(const std::filesystem::path& dir) {
   return n;
 }
 
-// Removes the files of a directory (one level) and the directory itself.
-void remove_flat_directory(const std::filesystem::path& dir) {
-  if (DIR* d = ::opendir(dir.c_str())) {
-    std::vector<std::string> names;
-    while (const dirent* e = ::readdir(d)) {
-      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
-    }
-    ::closedir(d);
-    for (const auto& name : names) ::unlink((dir / name).c_str());
-  }
-  ::rmdir(dir.c_str());
-}
-
 }  // namespace
 
 namespace {
@@ -195,7 +182,7 @@ AtomicDirectory::AtomicDirectory(const std::filesystem::path& path) : path_(dire
 }
 
 AtomicDirectory::~AtomicDirectory() {
-  if (!committed_ && !temp_dir_.empty()) remove_flat_directory(temp_dir_);
+  if (!committed_ && !temp_dir_.empty()) remove_directory_tree(temp_dir_);
 }
 
 void AtomicDirectory::commit() {
@@ -217,6 +204,72 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view bytes
   AtomicFile file(path);
   file.write(bytes);
   file.commit();
+}
+
+namespace {
+
+// Removes `name` in the folder `parent` (a descriptor, or AT_FDCWD) and, for a
+// folder, everything in it; links are removed, never followed. Best effort:
+// what cannot be removed stays.
+void remove_tree_at(int parent, const char* name) {
+  if (::unlinkat(parent, name, 0) == 0 || errno == ENOENT) return;
+  const int fd = ::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    ::close(fd);
+    return;
+  }
+  std::vector<std::string> names;
+  while (const dirent* e = ::readdir(dir)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
+  }
+  for (const std::string& entry : names) remove_tree_at(::dirfd(dir), entry.c_str());
+  ::closedir(dir);
+  ::unlinkat(parent, name, AT_REMOVEDIR);
+}
+
+}  // namespace
+
+void make_directories(const std::filesystem::path& dir) {
+  std::filesystem::path partial;
+  for (const auto& part : dir) {
+    partial /= part;
+    if (partial == partial.root_path()) continue;
+    if (::mkdir(partial.c_str(), 0777) != 0 && errno != EEXIST) {
+      throw Error(partial.string(), std::string("cannot create the folder: ") + std::strerror(errno));
+    }
+  }
+  if (!std::filesystem::is_directory(dir)) throw Error(dir.string(), "exists and is not a folder");
+}
+
+void remove_directory_tree(const std::filesystem::path& path) { remove_tree_at(AT_FDCWD, path.c_str()); }
+
+std::filesystem::path make_hidden_sibling_directory(const std::filesystem::path& dir, const char* purpose) {
+  // mkdtemp(3) replaces the template's last six characters.
+  std::string pattern = (dir.parent_path() / ("." + dir.filename().string() + "." + purpose + "-XXXXXX")).string();
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    throw Error(dir.string(), std::string("cannot create a folder beside it: ") + std::strerror(errno));
+  }
+  return pattern;
+}
+
+void exchange_paths(const std::filesystem::path& a, const std::filesystem::path& b) {
+  auto failure = [&b](int error) { return Error(b.string(), std::string("cannot replace it: ") + std::strerror(error)); };
+  if (::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0) return;
+  if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) throw failure(errno);
+  const std::filesystem::path aside = make_hidden_sibling_directory(b, "swap");  // an empty folder that rename(2) replaces
+  if (::rename(b.c_str(), aside.c_str()) != 0) {
+    const int error = errno;
+    ::rmdir(aside.c_str());
+    throw failure(error);
+  }
+  if (::rename(a.c_str(), b.c_str()) != 0) {
+    const int error = errno;
+    ::rename(aside.c_str(), b.c_str());  // b as it was
+    throw failure(error);
+  }
+  if (::rename(aside.c_str(), a.c_str()) != 0) throw failure(errno);  // b's old contents stay, hidden, at `aside`
 }
 
 }  // namespace superpose

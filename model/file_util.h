@@ -82,4 +82,22 @@ void require_new_directory(const std::filesystem::path& path);
 // the path on failure; never leaves a partial file at `path`.
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
 
+// Makes `dir` and its missing parents, one mkdir(2) at a time (LibTorch's own
+// std::filesystem symbols make create_directories unsafe in this program).
+// Throws Error naming the folder that cannot be made.
+void make_directories(const std::filesystem::path& dir);
+
+// Removes `path` and, for a folder, everything in it; links are removed,
+// never followed. Best effort: what cannot be removed stays.
+void remove_directory_tree(const std::filesystem::path& path);
+
+// Creates a new, empty, hidden folder beside `dir`, named
+// "<parent>/.<name>.<purpose>-" plus a unique suffix (mkdtemp), and returns
+// it. Throws Error naming `dir`.
+std::filesystem::path make_hidden_sibling_directory(const std::filesystem::path& dir, const char* purpose);
+
+// Swaps what `a` and `b` name: atomically with renameat2(RENAME_EXCHANGE),
+// else (a file system without it) through a third name. Throws Error naming `b`.
+void exchange_paths(const std::filesystem::path& a, const std::filesystem::path& b);
+
 }  // namespace superpose

@@ -30,6 +30,7 @@
 #include "model/dataset.h"
 #include "model/device.h"
 #include "model/errors.h"
+#include "model/file_util.h"
 #include "model/gpt2.h"
 #include "model/model_dir.h"
 #include "model/safetensors.h"
@@ -480,74 +481,6 @@ void Worker::do_load_superposition(const std::filesystem::path& dir, const LoadS
 
 namespace {
 
-// Makes `dir` and its missing parents, one mkdir(2) at a time (LibTorch's own
-// std::filesystem symbols make create_directories unsafe in this program).
-void make_folders(const std::filesystem::path& dir) {
-  std::filesystem::path partial;
-  for (const auto& part : dir) {
-    partial /= part;
-    if (partial == partial.root_path()) continue;
-    if (::mkdir(partial.c_str(), 0777) != 0 && errno != EEXIST) {
-      throw Error(partial.string(), std::string("cannot create the folder: ") + std::strerror(errno));
-    }
-  }
-  if (!std::filesystem::is_directory(dir)) throw Error(dir.string(), "exists and is not a folder");
-}
-
-// Removes `name` in the folder `parent` (a descriptor, or AT_FDCWD) and, for a
-// folder, everything in it; links are removed, never followed. Best effort:
-// what cannot be removed stays.
-void remove_tree_at(int parent, const char* name) {
-  if (::unlinkat(parent, name, 0) == 0 || errno == ENOENT) return;
-  const int fd = ::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return;
-  DIR* dir = ::fdopendir(fd);
-  if (dir == nullptr) {
-    ::close(fd);
-    return;
-  }
-  std::vector<std::string> names;
-  while (const dirent* e = ::readdir(dir)) {
-    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
-  }
-  for (const std::string& entry : names) remove_tree_at(::dirfd(dir), entry.c_str());
-  ::closedir(dir);
-  ::unlinkat(parent, name, AT_REMOVEDIR);
-}
-
-void remove_tree(const std::filesystem::path& path) { remove_tree_at(AT_FDCWD, path.c_str()); }
-
-// A new empty hidden folder beside `dir`: <parent>/.<name>.<purpose>-XXXXXX.
-std::filesystem::path hidden_sibling(const std::filesystem::path& dir, const char* purpose) {
-  std::string pattern = (dir.parent_path() / ("." + dir.filename().string() + "." + purpose + "-XXXXXX")).string();
-  if (::mkdtemp(pattern.data()) == nullptr) {
-    throw Error(dir.string(), std::string("cannot create a folder beside it: ") + std::strerror(errno));
-  }
-  return pattern;
-}
-
-// Swaps what `a` and `b` name: atomically with renameat2(RENAME_EXCHANGE),
-// else (a file system without it) through a third name.
-void exchange(const std::filesystem::path& a, const std::filesystem::path& b) {
-  if (::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0) return;
-  if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
-    throw Error(b.string(), std::string("cannot replace it: ") + std::strerror(errno));
-  }
-  auto failure = [&b](int error) { return Error(b.string(), std::string("cannot replace it: ") + std::strerror(error)); };
-  const std::filesystem::path aside = hidden_sibling(b, "swap");  // an empty folder that rename(2) replaces
-  if (::rename(b.c_str(), aside.c_str()) != 0) {
-    const int error = errno;
-    ::rmdir(aside.c_str());
-    throw failure(error);
-  }
-  if (::rename(a.c_str(), b.c_str()) != 0) {
-    const int error = errno;
-    ::rename(aside.c_str(), b.c_str());  // b as it was
-    throw failure(error);
-  }
-  if (::rename(aside.c_str(), a.c_str()) != 0) throw failure(errno);  // b's old contents stay, hidden, at `aside`
-}
-
 bool exists_no_follow(const std::filesystem::path& path) {
   struct stat st {};
   return ::lstat(path.c_str(), &st) == 0;
@@ -557,7 +490,7 @@ bool exists_no_follow(const std::filesystem::path& path) {
 struct StagedImport {
   std::filesystem::path dir;
   ~StagedImport() {
-    if (!dir.empty()) remove_tree(dir);
+    if (!dir.empty()) remove_directory_tree(dir);
   }
 };
 
@@ -605,9 +538,9 @@ void prune_imports(const std::filesystem::path& root, size_t keep, const std::ve
     }
     const std::filesystem::path path = root / import.name;
     try {
-      const std::filesystem::path doomed = hidden_sibling(path, "removed");
+      const std::filesystem::path doomed = make_hidden_sibling_directory(path, "removed");
       if (::rename(path.c_str(), doomed.c_str()) == 0) {
-        remove_tree(doomed);
+        remove_directory_tree(doomed);
       } else {
         ::rmdir(doomed.c_str());
       }
@@ -710,12 +643,12 @@ void Worker::do_import(uint64_t ticket, const ImportRequest& request) {
     if (!begin("building the superposition", 0.4)) return end_cancelled();
     SuperposedModel model = superposition_from_seed(seed, experts.first.model, experts.second.model, {});
     if (!begin("writing", 0.6)) return end_cancelled();
-    make_folders(request.out_root);
+    make_directories(request.out_root);
     out = import_folder(request.out_root, request.checkpoint);
     draft_.import->out_dir = out.string();
     // Written beside `out` (so the experts' relative paths hold there too),
     // complete before anything at `out` changes.
-    staged.dir = hidden_sibling(out, "import");
+    staged.dir = make_hidden_sibling_directory(out, "import");
     SuperpositionSpec spec;
     spec.provenance = {{"source", "notebook checkpoint"},
                        {"checkpoint", checkpoint},
@@ -723,7 +656,7 @@ void Worker::do_import(uint64_t ticket, const ImportRequest& request) {
     save_superposition(staged.dir, model, spec, request.base, request.fine);
     if (!begin("loading", 0.8)) return end_cancelled();
     if (exists_no_follow(out)) {
-      exchange(staged.dir, out);
+      exchange_paths(staged.dir, out);
       previous = staged.dir;  // holds the earlier import now; removed with `staged` either way
     } else if (::rename(staged.dir.c_str(), out.c_str()) != 0) {
       throw Error(out.string(), std::string("cannot move the import into place: ") + std::strerror(errno));
@@ -748,9 +681,9 @@ void Worker::do_import(uint64_t ticket, const ImportRequest& request) {
     // The import folder as it was: the earlier import back at `out`, or none.
     try {
       if (previous) {
-        exchange(*previous, out);
+        exchange_paths(*previous, out);
       } else {
-        remove_tree(out);
+        remove_directory_tree(out);
       }
     } catch (const Error&) {
       // The new import stays at `out`; the message below is about the load.
