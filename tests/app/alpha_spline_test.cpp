@@ -79,7 +79,7 @@ std::vector<double> pinv_correction(const SuperpositionInfo& info, const std::ve
   const auto c = torch::tensor(reference, torch::kFloat64);
   const auto target = torch::tensor(info.alpha_in_force, torch::kFloat64) -
                       0.1 * torch::tensor(info.layer_bias, torch::kFloat64);
-  const auto out = (c + torch::matmul(torch::linalg::pinv(b), target - torch::matmul(b, c))).contiguous();
+  const auto out = (c + torch::matmul(torch::linalg_pinv(b), target - torch::matmul(b, c))).contiguous();
   return std::vector<double>(out.data_ptr<double>(), out.data_ptr<double>() + out.numel());
 }
 
