@@ -12,7 +12,10 @@
 //   bench_studio latency [--superposition DIR] [--device D] [--changes N]
 //     from an α change during generation to the first token generated under
 //     it (worker only, no window): the slider-to-token latency.
-// A window needs a display (xvfb-run provides one).
+// A window needs a display (xvfb-run provides one); --offscreen draws the
+// same frames through EGL without one (each frame then ends in glFinish, so
+// its time includes the GPU's drawing). Each line names the OpenGL renderer;
+// --screenshot FILE.png saves the last frame.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -45,6 +48,13 @@ std::string arg(int argc, char** argv, const char* name, const std::string& fall
   return fallback;
 }
 
+bool flag(int argc, char** argv, const char* name) {
+  for (int i = 2; i < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return true;
+  }
+  return false;
+}
+
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -57,14 +67,28 @@ std::string superposition_dir(int argc, char** argv) {
 
 bool loaded(const Snapshot& s) { return s.superposition.has_value() && s.status == Snapshot::Status::kReady; }
 
-int startup(int argc, char** argv) {
+superpose::studio::StudioOptions studio_options(int argc, char** argv) {
   superpose::studio::StudioOptions options;
   options.superposition_dir = superposition_dir(argc, argv);
   options.device = arg(argc, argv, "--device", "auto");
+  options.offscreen = flag(argc, argv, "--offscreen");
+  // --screenshot FILE.png keeps the last frame, to look at what was timed.
+  const std::string screenshot = arg(argc, argv, "--screenshot", "");
+  if (!screenshot.empty()) {
+    options.screenshot = screenshot;
+    options.frames = 1;
+  }
+  return options;
+}
+
+int startup(int argc, char** argv) {
+  superpose::studio::StudioOptions options = studio_options(argc, argv);
+  std::string renderer;
   double first_frame = -1, ready = -1;
   int frames = 0;
   options.script = [&](superpose::studio::ScriptFrame& f) {
     if (first_frame < 0) first_frame = since(kStart);
+    renderer = f.state.renderer;
     frames = f.frame + 1;
     if (loaded(f.snapshot)) {
       ready = since(kStart);
@@ -74,22 +98,23 @@ int startup(int argc, char** argv) {
   };
   const int rc = superpose::studio::run_studio(options);
   std::printf("%s\n", nlohmann::json{{"what", "startup"}, {"first_frame_s", first_frame}, {"model_shown_s", ready},
-                                     {"frames", frames}, {"superposition", options.superposition_dir}}
+                                     {"frames", frames}, {"superposition", options.superposition_dir},
+                                     {"renderer", renderer}}
                           .dump()
                           .c_str());
   return rc;
 }
 
 int frames(int argc, char** argv) {
-  superpose::studio::StudioOptions options;
-  options.superposition_dir = superposition_dir(argc, argv);
-  options.device = arg(argc, argv, "--device", "auto");
+  superpose::studio::StudioOptions options = studio_options(argc, argv);
+  std::string renderer;
   const int64_t tokens = std::stoll(arg(argc, argv, "--tokens", "64"));
   std::vector<double> busy_frames;
   Clock::time_point last;
   bool started = false;
   options.script = [&](superpose::studio::ScriptFrame& f) {
     const auto now = Clock::now();
+    renderer = f.state.renderer;
     if (!started && loaded(f.snapshot)) {
       GenerationSettings settings;
       settings.max_new_tokens = tokens;
@@ -109,16 +134,16 @@ int frames(int argc, char** argv) {
   std::printf("%s\n", nlohmann::json{{"what", "frames"}, {"frames_while_generating", busy_frames.size()},
                                      {"median_ms", percentile(busy_frames, 0.5)},
                                      {"p95_ms", percentile(busy_frames, 0.95)},
-                                     {"max_ms", percentile(busy_frames, 1.0)}, {"tokens", tokens}}
+                                     {"max_ms", percentile(busy_frames, 1.0)}, {"tokens", tokens},
+                                     {"renderer", renderer}}
                           .dump()
                           .c_str());
   return rc;
 }
 
 int tsne_frames(int argc, char** argv) {
-  superpose::studio::StudioOptions options;
-  options.superposition_dir = superposition_dir(argc, argv);
-  options.device = arg(argc, argv, "--device", "auto");
+  superpose::studio::StudioOptions options = studio_options(argc, argv);
+  std::string renderer;
   superpose::studio::TsneRequest request;
   request.max_documents = std::stoll(arg(argc, argv, "--documents", "110"));
   request.layer = std::stoll(arg(argc, argv, "--layer", "3"));
@@ -134,6 +159,7 @@ int tsne_frames(int argc, char** argv) {
   Clock::time_point last;
   options.script = [&](superpose::studio::ScriptFrame& f) {
     const auto now = Clock::now();
+    renderer = f.state.renderer;
     f.state.panels.tsne = true;
     if (!asked && loaded(f.snapshot)) {
       f.worker.run_tsne(request);
@@ -155,7 +181,8 @@ int tsne_frames(int argc, char** argv) {
   const int rc = superpose::studio::run_studio(options);
   std::printf("%s\n", nlohmann::json{{"what", "tsne-frames"}, {"points", points}, {"frames", times.size()},
                                      {"median_ms", percentile(times, 0.5)}, {"p95_ms", percentile(times, 0.95)},
-                                     {"max_ms", percentile(times, 1.0)}, {"map_ready_s", map_ready}}
+                                     {"max_ms", percentile(times, 1.0)}, {"map_ready_s", map_ready},
+                                     {"renderer", renderer}}
                           .dump()
                           .c_str());
   return rc;
@@ -221,6 +248,8 @@ int main(int argc, char** argv) {
   if (what == "frames") return frames(argc, argv);
   if (what == "tsne-frames") return tsne_frames(argc, argv);
   if (what == "latency") return latency(argc, argv);
-  std::fprintf(stderr, "usage: bench_studio startup|frames|tsne-frames|latency [--superposition DIR] [--device D]\n");
+  std::fprintf(stderr,
+               "usage: bench_studio startup|frames|tsne-frames|latency [--superposition DIR] [--device D] "
+               "[--offscreen] [--screenshot FILE.png]\n");
   return 2;
 }

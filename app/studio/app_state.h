@@ -147,6 +147,7 @@ struct AppState {
   std::string superposition_dir;  // what was asked to load (sessions save these)
   std::string base_dir, fine_dir;  // set for a pair loaded without a checkpoint
   std::string device = "auto";     // "auto", "cpu", "cuda"
+  std::string renderer;            // the OpenGL renderer drawing the frames (GL_RENDERER)
 
   PanelVisibility panels;
   bool show_demo_window = false;
@@ -157,6 +158,9 @@ struct AppState {
   GenerationSettings settings;
   int64_t step_tokens = 1;  // tokens per press of Step
   int selected_token = -1;  // index into GenerationState::tokens; -1 = none
+  // Tokens coloured by the mean α they were generated under (false) or by the
+  // expert their step's distribution is closer to (true); both 0 blue … 1 orange.
+  bool colour_by_expert = false;
 
   // --- α ---------------------------------------------------------------
   AlphaHistory alpha_history;

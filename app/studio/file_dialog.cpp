@@ -34,19 +34,6 @@ fs::path clean_folder(const fs::path& dir) {
   return p;
 }
 
-std::string size_text(uintmax_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1024.0 && unit < 4) {
-    value /= 1024.0;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof(text), unit == 0 ? "%.0f %s" : "%.1f %s", value, units[unit]);
-  return text;
-}
-
 void reset_models_state(AppState& state) {
   state.superposition_dir.clear();
   state.base_dir.clear();

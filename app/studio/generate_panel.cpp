@@ -31,8 +31,9 @@ std::string visible(const std::string& text) {
 
 void top_tokens_tooltip(const GeneratedToken& token, bool causal) {
   ImGui::BeginTooltip();
-  ImGui::Text("token %lld '%s'   mean α %.3f%s", static_cast<long long>(token.id), visible(token.text).c_str(),
-              mean(token.alpha), causal ? "" : "   (non-causal)");
+  ImGui::Text("token %lld '%s'   mean α %.3f   closer to %s (%.2f)%s", static_cast<long long>(token.id),
+              visible(token.text).c_str(), mean(token.alpha), token.fine_affinity <= 0.5f ? "base" : "fine",
+              token.fine_affinity, causal ? "" : "   (non-causal)");
   ImGui::TextDisabled("Most likely tokens at this step");
   if (ImGui::BeginTable("top", 3, ImGuiTableFlags_Borders | ImGuiTableFlags_RowBg)) {
     ImGui::TableSetupColumn("base");
@@ -89,6 +90,20 @@ void sampling_controls(AppState& state) {
   int step = static_cast<int>(state.step_tokens);
   if (ImGui::InputInt("tokens per step", &step)) state.step_tokens = std::clamp(step, 1, 256);
   ImGui::PopItemWidth();
+}
+
+// How the streamed tokens are coloured.
+void colour_choice(AppState& state) {
+  ImGui::TextUnformatted("Colour tokens by");
+  ImGui::SameLine();
+  if (ImGui::RadioButton("α in force", !state.colour_by_expert)) state.colour_by_expert = false;
+  if (ImGui::IsItemHovered()) ImGui::SetTooltip("The mean α over layers the token was generated under");
+  ImGui::SameLine();
+  if (ImGui::RadioButton("closer expert", state.colour_by_expert)) state.colour_by_expert = true;
+  if (ImGui::IsItemHovered()) {
+    ImGui::SetTooltip("KL(s‖base) / (KL(s‖base) + KL(s‖fine)) of the step's next-token distributions:\n"
+                      "blue = predicts as the base, orange = as the fine expert");
+  }
 }
 
 }  // namespace
@@ -151,6 +166,7 @@ void GeneratePanel::draw(AppState& state, const Snapshot& snapshot, Worker& work
       }
     }
     if (ImGui::CollapsingHeader("Sampling")) sampling_controls(state);
+    colour_choice(state);
 
     ImGui::Separator();
     if (ImGui::BeginChild("output", ImVec2(0, 0), true)) {
@@ -170,7 +186,8 @@ void GeneratePanel::draw(AppState& state, const Snapshot& snapshot, Worker& work
           if (ImGui::GetCursorPosX() + width > right) ImGui::NewLine();
         }
         ImGui::PushID(static_cast<int>(i));
-        ImGui::PushStyleColor(ImGuiCol_Text, alpha_colour(mean(token.alpha)));
+        ImGui::PushStyleColor(ImGuiCol_Text,
+                              alpha_colour(state.colour_by_expert ? token.fine_affinity : mean(token.alpha)));
         const bool selected = state.selected_token == static_cast<int>(i);
         if (ImGui::Selectable(text.c_str(), selected, 0, ImVec2(width, 0))) {
           state.selected_token = static_cast<int>(i);

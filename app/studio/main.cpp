@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
                                                            "cuda:N"))
       ->capture_default_str();
   app.add_option("--screenshot", screenshot, "Render, save this PNG and quit (for headless checks)");
+  app.add_flag("--offscreen", options.offscreen,
+               "Draw offscreen through EGL instead of in a window (no display needed; needs --screenshot)");
   app.add_option("--frames", options.frames, "Frames to render before the screenshot")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
@@ -75,6 +77,7 @@ int main(int argc, char** argv) {
     if (!parent.empty() && !fs::is_directory(parent)) return fail("--screenshot " + screenshot + ": no such directory");
     options.screenshot = screenshot;
   }
+  if (options.offscreen && !options.screenshot) return fail("--offscreen needs --screenshot FILE.png");
   options.model_dir = model_dir;
   options.superposition_dir = superposition;
   options.base_dir = base;

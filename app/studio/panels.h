@@ -1,5 +1,6 @@
 // The studio's panels: each draws from AppState and the current Snapshot and
-// sends commands to the worker; none keeps state of its own.
+// sends commands to the worker; none keeps model state of its own (the t-SNE
+// panel keeps its OpenGL buffers, the status bar its memory sample).
 #pragma once
 
 #include <string>
@@ -7,6 +8,7 @@
 
 #include "app/studio/app_state.h"
 #include "app/studio/worker.h"
+#include "model/memory.h"
 
 namespace superpose::studio {
 
@@ -86,6 +88,10 @@ struct OpenDialog {
 // the last error.
 struct StatusBar {
   void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
+
+ private:
+  MemoryUse memory_;          // sampled twice a second
+  double memory_time_ = -1.0;  // ImGui time of the sample
 };
 
 // Commands shared by buttons, shortcuts and scripts.
@@ -124,5 +130,8 @@ bool input_text_multiline(const char* label, std::string& value, float height);
 
 // The colour of a token produced under mean α `alpha` (0 blue … 1 orange).
 unsigned int alpha_colour(float alpha);
+
+// A byte count for people: "512 B", "1.5 MiB", "3.2 GiB".
+std::string size_text(uint64_t bytes);
 
 }  // namespace superpose::studio

@@ -57,7 +57,7 @@ bool Session::operator==(const Session& o) const {
          neurons.diversity == o.neurons.diversity && trajectories.max_documents == o.trajectories.max_documents &&
          trajectories.data == o.trajectories.data && trajectories.base == o.trajectories.base &&
          trajectories.fine == o.trajectories.fine && trajectories.superposition == o.trajectories.superposition &&
-         follow_alpha == o.follow_alpha && metrics.max_documents == o.metrics.max_documents &&
+         follow_alpha == o.follow_alpha && colour_by_expert == o.colour_by_expert && metrics.max_documents == o.metrics.max_documents &&
          metrics.data == o.metrics.data && metrics.models == o.metrics.models && schedule.use == o.schedule.use &&
          schedule.segments == o.schedule.segments;
 }
@@ -79,6 +79,7 @@ json session_to_json(const Session& s) {
                    {"seed", s.settings.seed},
                    {"greedy", s.settings.greedy},
                    {"stop_at_eos", s.settings.stop_at_eos}};
+  j["generate"] = {{"colour", s.colour_by_expert ? "expert" : "alpha"}};
   j["panels"] = {{"generate", s.panels.generate},
                  {"alpha", s.panels.alpha},
                  {"layers", s.panels.layers},
@@ -116,8 +117,8 @@ json session_to_json(const Session& s) {
 }
 
 Session session_from_json(const json& j, const std::string& where) {
-  require_object(j, where, {"version", "models", "alpha", "autoencoders", "prompt", "sampling", "panels", "tsne", "neurons",
-                          "trajectories", "metrics", "alpha_schedule"});
+  require_object(j, where, {"version", "models", "alpha", "autoencoders", "prompt", "sampling", "generate", "panels",
+                            "tsne", "neurons", "trajectories", "metrics", "alpha_schedule"});
   Session s;
   int64_t version = 1;
   read(j, "version", version, where);
@@ -177,6 +178,16 @@ Session session_from_json(const json& j, const std::string& where) {
     if (!(s.settings.temperature > 0.0)) throw Error(at + ".temperature", "must be > 0");
     if (s.settings.top_k < 0) throw Error(at + ".top_k", "must be >= 0");
     if (!(s.settings.top_p > 0.0 && s.settings.top_p <= 1.0)) throw Error(at + ".top_p", "must be in (0, 1]");
+  }
+  if (j.contains("generate")) {
+    const std::string at = where + ".generate";
+    require_object(j.at("generate"), at, {"colour"});
+    std::string colour = "alpha";
+    read(j.at("generate"), "colour", colour, at);
+    if (colour != "alpha" && colour != "expert") {
+      throw Error(at + ".colour", "expected \"alpha\" or \"expert\", got \"" + colour + "\"");
+    }
+    s.colour_by_expert = colour == "expert";
   }
   if (j.contains("panels")) {
     const std::string at = where + ".panels";
@@ -308,6 +319,7 @@ Session capture_session(const AppState& state, const Snapshot& snapshot) {
   s.prompt = state.prompt;
   s.settings = state.settings;
   s.settings.pause_after = 0;
+  s.colour_by_expert = state.colour_by_expert;
   s.panels = state.panels;
   s.tsne = state.tsne.request;
   s.neurons = state.neurons.request;
@@ -325,6 +337,7 @@ void apply_session(const Session& session, AppState& state, Worker& worker) {
   state.device = session.device;
   state.prompt = session.prompt;
   state.settings = session.settings;
+  state.colour_by_expert = session.colour_by_expert;
   state.panels = session.panels;
   const int64_t chunk = state.tsne.request.chunk;
   state.tsne.request = session.tsne;

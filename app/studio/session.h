@@ -9,6 +9,7 @@
 //    "prompt": "...",
 //    "sampling": {"max_new_tokens": 50, "temperature": 1.0, "top_k": 0, "top_p": 1.0,
 //                 "seed": 0, "greedy": false, "stop_at_eos": true},
+//    "generate": {"colour": "alpha"},   (tokens coloured by "alpha" or "expert")
 //    "panels": {"generate": true, "alpha": true, "layers": true, "model": false, "tensors": false,
 //               "tsne": false, "neurons": false, "trajectories": false, "metrics": false},
 //    "tsne": {"layer": 6, "base": true, "fine": true, "superposition": true, "max_documents": 20,
@@ -46,6 +47,7 @@ struct Session {
   std::optional<std::vector<bool>> autoencoders;  // absent: the checkpoint's switches
   std::string prompt;
   GenerationSettings settings;  // pause_after is not saved
+  bool colour_by_expert = false;  // the Generate panel's token colouring
   PanelVisibility panels;
   TsneRequest tsne = TsneUi().request;         // the t-SNE panel's settings (chunk is not saved)
   NeuronRequest neurons = NeuronUi().request;  // the Neurons panel's settings

@@ -1,4 +1,5 @@
-// Status bar: a fixed strip along the bottom of the main viewport.
+// Status bar: a fixed strip along the bottom of the main viewport: the
+// superposition and its device, memory in use, the job in progress, messages.
 #include <filesystem>
 
 #include <imgui.h>
@@ -23,8 +24,9 @@ void StatusBar::draw(AppState& state, const Snapshot& snapshot, Worker& worker) 
                                                 : std::filesystem::path(info.dir).filename().string();
       ImGui::Text("%s | %s | %s α", info.device.c_str(), name.c_str(), info.variant.c_str());
       if (ImGui::IsItemHovered()) {
-        ImGui::SetTooltip("%s\nbase %s\nfine %s\n%s, convolution %s", info.dir.c_str(), info.base_dir.c_str(),
-                          info.fine_dir.c_str(), info.dtype.c_str(), info.convolution.c_str());
+        ImGui::SetTooltip("%s\nbase %s\nfine %s\n%s, convolution %s\ndrawn by %s", info.dir.c_str(),
+                          info.base_dir.c_str(), info.fine_dir.c_str(), info.dtype.c_str(), info.convolution.c_str(),
+                          state.renderer.c_str());
       }
       ImGui::SameLine();
       if (info.causal) {
@@ -36,6 +38,23 @@ void StatusBar::draw(AppState& state, const Snapshot& snapshot, Worker& worker) 
       ImGui::Text("loading %s", snapshot.model_dir.c_str());
     } else {
       ImGui::TextDisabled("no superposition loaded");
+    }
+    const std::string device = snapshot.superposition ? snapshot.superposition->device : std::string("cpu");
+    if (memory_time_ < 0.0 || ImGui::GetTime() - memory_time_ > 0.5) {
+      memory_ = memory_use(torch::Device(device));
+      memory_time_ = ImGui::GetTime();
+    }
+    ImGui::SameLine();
+    if (memory_.device_known) {
+      ImGui::Text("| RAM %s, %s %s", size_text(memory_.host_resident).c_str(), device.c_str(),
+                  size_text(memory_.device_allocated).c_str());
+      if (ImGui::IsItemHovered()) {
+        ImGui::SetTooltip("resident in RAM %s\n%s: %s in tensors, %s reserved by the caching allocator",
+                          size_text(memory_.host_resident).c_str(), device.c_str(),
+                          size_text(memory_.device_allocated).c_str(), size_text(memory_.device_reserved).c_str());
+      }
+    } else {
+      ImGui::Text("| RAM %s", size_text(memory_.host_resident).c_str());
     }
     if (snapshot.job) {
       const JobProgress& job = *snapshot.job;

@@ -1,4 +1,4 @@
-// Window, OpenGL context and the ImGui frame loop; screenshots for headless checks.
+// The ImGui frame loop over a window or an offscreen framebuffer; screenshots for headless checks.
 #include "app/studio/studio.h"
 
 #include <algorithm>
@@ -7,15 +7,13 @@
 #include <thread>
 #include <vector>
 
-#define GLFW_INCLUDE_NONE
 #include <GL/gl.h>
-#include <GLFW/glfw3.h>
-#include <backends/imgui_impl_glfw.h>
 #include <backends/imgui_impl_opengl3.h>
 #include <imgui.h>
 #include <stb_image_write.h>
 
 #include "app/studio/panels.h"
+#include "app/studio/surface.h"
 
 namespace superpose::studio {
 namespace {
@@ -32,12 +30,9 @@ bool save_screenshot(const std::filesystem::path& path, int width, int height) {
   return stbi_write_png(path.c_str(), width, height, 4, pixels.data(), width * 4) != 0;
 }
 
-// DejaVu Sans at the monitor's content scale, with the glyphs the panels use
+// DejaVu Sans at the display's content scale, with the glyphs the panels use
 // (Latin, Greek α, arrows, box drawing, U+FFFD).
-void load_fonts(GLFWwindow* window) {
-  float scale_x = 1.0f, scale_y = 1.0f;
-  glfwGetWindowContentScale(window, &scale_x, &scale_y);
-  const float scale = std::max(1.0f, std::max(scale_x, scale_y));
+void load_fonts(float scale) {
   ImGuiIO& io = ImGui::GetIO();
   if (std::filesystem::exists(kFont)) {
     io.Fonts->AddFontFromFileTTF(kFont, 16.0f * scale, nullptr, kGlyphRanges);
@@ -137,8 +132,9 @@ void shortcuts(AppState& state, const Snapshot& snapshot, Worker& worker) {
   }
   if (pressed(ImGuiKey_Escape) && snapshot.generation.running) worker.stop_generation();
   // Dear ImGui 1.86 names only the editing letters; the GLFW backend fills
-  // KeysDown by GLFW key code, so O is asked for by that code.
-  if (io.KeyCtrl && ImGui::IsKeyPressed(GLFW_KEY_O, false)) show_open_dialog(state, snapshot);
+  // KeysDown by GLFW key code, so O is asked for by that code (GLFW_KEY_O).
+  constexpr int kGlfwKeyO = 79;
+  if (io.KeyCtrl && ImGui::IsKeyPressed(kGlfwKeyO, false)) show_open_dialog(state, snapshot);
   // Ctrl+Z / Ctrl+Y undo α edits unless a text field has the keyboard.
   if (io.KeyCtrl && !io.WantTextInput) {
     if (pressed(ImGuiKey_Z)) undo_alpha(state, snapshot, worker);
@@ -159,32 +155,26 @@ std::filesystem::path default_model_dir() {
 }
 
 int run_studio(const StudioOptions& options) {
-  glfwSetErrorCallback([](int code, const char* text) { std::fprintf(stderr, "glfw error %d: %s\n", code, text); });
-  if (!glfwInit()) {
-    std::fprintf(stderr, "superpose-studio: cannot open a window (no display? try xvfb-run)\n");
+  std::string error;
+  const std::unique_ptr<Surface> surface =
+      options.offscreen ? open_offscreen(options.width, options.height, error)
+                        : open_window(options.width, options.height, !options.screenshot && !options.script, error);
+  if (!surface) {
+    std::fprintf(stderr, "superpose-studio: %s%s\n", options.offscreen ? "--offscreen: " : "", error.c_str());
     return 1;
   }
-  glfwWindowHint(GLFW_CONTEXT_VERSION_MAJOR, 3);
-  glfwWindowHint(GLFW_CONTEXT_VERSION_MINOR, 0);
-  GLFWwindow* window = glfwCreateWindow(options.width, options.height, "Superposition Studio", nullptr, nullptr);
-  if (!window) {
-    std::fprintf(stderr, "superpose-studio: cannot create an OpenGL 3.0 window\n");
-    glfwTerminate();
-    return 1;
-  }
-  glfwMakeContextCurrent(window);
-  glfwSwapInterval(options.screenshot || options.script ? 0 : 1);
 
   IMGUI_CHECKVERSION();
   ImGui::CreateContext();
   ImGuiIO& io = ImGui::GetIO();
   io.IniFilename = nullptr;  // layouts are not persisted yet
   ImGui::StyleColorsDark();
-  load_fonts(window);
-  ImGui_ImplGlfw_InitForOpenGL(window, true);
+  load_fonts(surface->content_scale());
+  surface->attach_imgui();
   ImGui_ImplOpenGL3_Init("#version 130");
 
   AppState state;
+  if (const auto* renderer = reinterpret_cast<const char*>(glGetString(GL_RENDERER))) state.renderer = renderer;
   Worker worker;
   open_at_start(options, state, worker);
   ModelPanel model_panel;
@@ -202,8 +192,7 @@ int run_studio(const StudioOptions& options) {
   int frame = 0;
   int exit_code = 0;
   bool script_running = static_cast<bool>(options.script);
-  while (!glfwWindowShouldClose(window)) {
-    glfwPollEvents();
+  while (!surface->should_close()) {
     // For a screenshot, wait for the worker so the picture shows the loaded model.
     if (options.screenshot && worker.busy()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     auto snapshot = worker.snapshot();
@@ -214,7 +203,7 @@ int run_studio(const StudioOptions& options) {
     }
 
     ImGui_ImplOpenGL3_NewFrame();
-    ImGui_ImplGlfw_NewFrame();
+    surface->begin_frame();
     ImGui::NewFrame();
     shortcuts(state, *snapshot, worker);
     main_menu(state, *snapshot, worker);
@@ -255,7 +244,7 @@ int run_studio(const StudioOptions& options) {
     ImGui::Render();
 
     int width = 0, height = 0;
-    glfwGetFramebufferSize(window, &width, &height);
+    surface->bind_framebuffer(width, height);
     glViewport(0, 0, width, height);
     glClearColor(0.10f, 0.11f, 0.13f, 1.0f);
     glClear(GL_COLOR_BUFFER_BIT);
@@ -269,19 +258,17 @@ int run_studio(const StudioOptions& options) {
         std::fprintf(stderr, "superpose-studio: %s: cannot write the screenshot\n", options.screenshot->c_str());
         exit_code = 1;
       }
-      glfwSetWindowShouldClose(window, 1);
+      surface->request_close();
     } else if (script_done && !options.screenshot) {
-      glfwSetWindowShouldClose(window, 1);
+      surface->request_close();
     }
-    glfwSwapBuffers(window);
+    surface->end_frame();
   }
 
   tsne_panel.release();
   ImGui_ImplOpenGL3_Shutdown();
-  ImGui_ImplGlfw_Shutdown();
+  surface->detach_imgui();
   ImGui::DestroyContext();
-  glfwDestroyWindow(window);
-  glfwTerminate();
   return exit_code;
 }
 

@@ -30,6 +30,9 @@ struct StudioOptions {
   std::filesystem::path model_dir;
   std::string device = "auto";  // "auto", "cpu", "cuda", "cuda:N"
 
+  // Draw into an offscreen OpenGL framebuffer (EGL) instead of a window: no
+  // display needed. Without input, it runs until the screenshot or the script ends.
+  bool offscreen = false;
   std::optional<std::filesystem::path> screenshot;  // save a PNG after `frames` frames and quit
   int frames = 60;
   int width = 1280, height = 800;
@@ -44,7 +47,7 @@ std::filesystem::path default_superposition_dir();
 // else the small reference model of the tests.
 std::filesystem::path default_model_dir();
 
-// Opens the window and runs until it is closed (or the screenshot is taken,
+// Opens the window (or the offscreen framebuffer) and runs until it is closed (or the screenshot is taken,
 // or the script ends). Returns a process exit code; prints one line to
 // stderr on failure.
 int run_studio(const StudioOptions& options);

@@ -1,5 +1,6 @@
-// Small widgets the panels share: std::string text fields and the α colour ramp.
+// Small widgets the panels share: std::string text fields, the α colour ramp, byte sizes.
 #include <algorithm>
+#include <cstdio>
 
 #include <imgui.h>
 
@@ -40,6 +41,19 @@ unsigned int alpha_colour(float alpha) {
   const float u = t < 0.5f ? t * 2.0f : (t - 0.5f) * 2.0f;
   return ImGui::ColorConvertFloat4ToU32(
       ImVec4(a.x + (b.x - a.x) * u, a.y + (b.y - a.y) * u, a.z + (b.z - a.z) * u, 1.0f));
+}
+
+std::string size_text(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024.0 && unit < 4) {
+    value /= 1024.0;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof(text), unit == 0 ? "%.0f %s" : "%.1f %s", value, units[unit]);
+  return text;
 }
 
 }  // namespace superpose::studio

@@ -22,6 +22,7 @@
 
 #include "analysis/capture.h"
 #include "analysis/eval.h"
+#include "analysis/expert_affinity.h"
 #include "analysis/neuron_report.h"
 #include "analysis/neurons.h"
 #include "analysis/state_recorder.h"
@@ -825,9 +826,12 @@ void Worker::step(uint64_t ticket) {
     const Tokenizer* tokenizer = models_->tokenizer ? &*models_->tokenizer : nullptr;
     GeneratedToken token;
     token.alpha = per_layer(g->generator->alpha_at(static_cast<int64_t>(sequence.size()) - 1));
-    token.top_base = top_tokens(g->base->next_logits(sequence), tokenizer);
-    token.top_fine = top_tokens(g->fine->next_logits(sequence), tokenizer);
+    const torch::Tensor base_logits = g->base->next_logits(sequence);
+    const torch::Tensor fine_logits = g->fine->next_logits(sequence);
+    token.top_base = top_tokens(base_logits, tokenizer);
+    token.top_fine = top_tokens(fine_logits, tokenizer);
     token.top_superposed = top_tokens(logits, tokenizer);
+    token.fine_affinity = fine_affinity(logits, base_logits, fine_logits);
     token.id = g->sampler->sample(logits);
     g->generator->append(token.id);
     g->generated.push_back(token.id);

@@ -116,6 +116,9 @@ struct GeneratedToken {
   // The most likely next tokens at that step (temperature 1, before
   // top-k/top-p) of each expert on the same sequence and of the superposition.
   std::vector<TopToken> top_base, top_fine, top_superposed;
+  // Which expert the superposition's distribution at that step is closer to:
+  // 0 the base's … 1 the fine expert's (fine_affinity in analysis/expert_affinity.h).
+  float fine_affinity = 0.5f;
 };
 
 // The sequence being (or last) generated.

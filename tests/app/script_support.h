@@ -1,6 +1,7 @@
 // For tests that drive the studio's window with a script under Xvfb.
 #pragma once
 
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -51,6 +52,27 @@ inline ScreenshotPixels screenshot_pixels(const std::filesystem::path& png) {
   }
   stbi_image_free(pixels);
   return result;
+}
+
+// The fraction of pixels where two same-sized PNGs differ by more than
+// `levels` in some RGB channel (1 when either is missing or the sizes differ).
+inline double fraction_of_pixels_apart(const std::filesystem::path& a, const std::filesystem::path& b, int levels) {
+  int wa = 0, ha = 0, wb = 0, hb = 0, channels = 0;
+  unsigned char* pa = stbi_load(a.c_str(), &wa, &ha, &channels, 3);
+  unsigned char* pb = stbi_load(b.c_str(), &wb, &hb, &channels, 3);
+  double fraction = 1.0;
+  if (pa && pb && wa == wb && ha == hb && wa * ha > 0) {
+    size_t apart = 0;
+    for (int i = 0; i < wa * ha; ++i) {
+      bool far = false;
+      for (int c = 0; c < 3; ++c) far = far || std::abs(int(pa[3 * i + c]) - int(pb[3 * i + c])) > levels;
+      apart += far;
+    }
+    fraction = static_cast<double>(apart) / (static_cast<double>(wa) * ha);
+  }
+  stbi_image_free(pa);
+  stbi_image_free(pb);
+  return fraction;
 }
 
 // A run over a superposition on the CPU in the default 1280×800 window that

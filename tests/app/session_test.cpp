@@ -28,6 +28,7 @@ Session full_session() {
   s.settings.seed = 1234;
   s.settings.greedy = true;
   s.settings.stop_at_eos = false;
+  s.colour_by_expert = true;
   s.panels.generate = false;
   s.panels.tensors = true;
   s.panels.tsne = true;
@@ -86,6 +87,7 @@ TEST(Session, CapturesWhatIsInForce) {
   state.superposition_dir = "/sup";
   state.prompt = "hi";
   state.settings.pause_after = 3;  // a stepping detail, not saved
+  state.colour_by_expert = true;
   Snapshot snapshot;
   SuperpositionInfo info;
   info.alpha_learned = {0.5f, 0.5f};
@@ -108,6 +110,7 @@ TEST(Session, CapturesWhatIsInForce) {
   EXPECT_EQ(*s.autoencoders, info.autoencoder_enabled);
   EXPECT_EQ(s.superposition_dir, "/sup");
   EXPECT_EQ(s.prompt, "hi");
+  EXPECT_TRUE(s.colour_by_expert);
 }
 
 TEST(Session, BadFilesGiveOneClearLine) {
@@ -155,6 +158,9 @@ TEST(Session, BadFilesGiveOneClearLine) {
   j = session_to_json(full_session());
   j["panels"]["alpha"] = 1;
   EXPECT_EQ(message_of(j), "s.json.panels.alpha: expected true or false, got 1");
+  j = session_to_json(full_session());
+  j["generate"]["colour"] = "rainbow";
+  EXPECT_EQ(message_of(j), "s.json.generate.colour: expected \"alpha\" or \"expert\", got \"rainbow\"");
   j = session_to_json(full_session());
   j["version"] = 7;
   EXPECT_EQ(message_of(j), "s.json.version: unsupported version 7 (expected 1)");

@@ -29,6 +29,7 @@
 #endif
 
 #include "analysis/eval.h"
+#include "analysis/expert_affinity.h"
 #include "analysis/state_recorder.h"
 #include "app/studio/worker.h"
 #include "model/dataset.h"
@@ -108,7 +109,8 @@ struct DirectRun {
 // predicted under, flattened.
 DirectRun direct_greedy(SuperposedModel model, const std::string& prompt, int64_t n,
                         const std::function<void(int64_t, SuperposedModel&)>& before = {},
-                        const AlphaSchedule& schedule = {}, std::vector<std::vector<float>>* alphas = nullptr) {
+                        const AlphaSchedule& schedule = {}, std::vector<std::vector<float>>* alphas = nullptr,
+                        std::vector<torch::Tensor>* logits_out = nullptr) {
   c10::InferenceMode inference;
   SamplingOptions options;
   options.temperature = 0.0;
@@ -118,6 +120,7 @@ DirectRun direct_greedy(SuperposedModel model, const std::string& prompt, int64_
   for (int64_t i = 0; i < n; ++i) {
     if (before) before(i, model);
     const auto logits = generator.next_logits();  // (V)
+    if (logits_out != nullptr) logits_out->push_back(logits.clone());
     if (alphas != nullptr) {
       const auto a = generator.alpha_at(static_cast<int64_t>(generator.sequence().size()) - 1).contiguous();
       alphas->emplace_back(a.data_ptr<float>(), a.data_ptr<float>() + a.numel());
@@ -564,6 +567,45 @@ TEST(StudioWorkerGeneration, LayerAlphaAndAutoencoderSwitchesApplyFromTheNextTok
   expect_same_run(done->generation, switched);
   EXPECT_EQ(done->generation.tokens[kSwitch].alpha[1], 0.0f);
   EXPECT_NE(done->generation.tokens[kSwitch - 1].alpha[1], 0.0f);
+}
+
+// Each token records which expert its step's distribution is closer to: the
+// same number as fine_affinity of a direct run's logits and each expert's
+// logits over the whole sequence (1e-4: cached and uncached float32 passes);
+// with the autoencoders off, α = 0 is the base itself (1e-3 of 0).
+TEST(StudioWorkerGeneration, TokensRecordTheExpertTheirDistributionIsCloserTo) {
+  c10::InferenceMode inference;
+  LoadedSuperposition loaded = load_superposition(tiny_dir());
+  const int64_t layers = loaded.model->n_layer();
+  Worker worker;
+  load(worker, tiny_dir());
+  worker.set_alpha_global(0.7);
+  std::vector<torch::Tensor> superposed_logits;
+  const auto direct = direct_greedy(
+      load_superposition(tiny_dir()).model, kPrompt, 6,
+      [&](int64_t i, SuperposedModel& m) {
+        if (i == 0) {
+          for (int64_t l = 0; l < layers; ++l) m->set_alpha_layer(l, 0.7);
+        }
+      },
+      {}, nullptr, &superposed_logits);
+  const auto done = run_to_end(worker, kPrompt, greedy(6));
+  expect_same_run(done->generation, direct);
+  std::vector<int64_t> sequence = tokenizer().encode(kPrompt);
+  for (size_t i = 0; i < direct.ids.size(); ++i) {
+    const auto input = torch::tensor(sequence, torch::kLong).view({1, -1});
+    const auto base = loaded.base.model->forward(input)[0][-1];
+    const auto fine = loaded.fine.model->forward(input)[0][-1];
+    EXPECT_NEAR(done->generation.tokens[i].fine_affinity, fine_affinity(superposed_logits[i], base, fine), 1e-4)
+        << "token " << i;
+    sequence.push_back(direct.ids[i]);
+  }
+
+  for (int64_t l = 0; l < layers; ++l) worker.set_autoencoder(l, false);
+  worker.set_alpha_global(0.0);
+  const auto at_base = run_to_end(worker, kPrompt, greedy(5));
+  ASSERT_EQ(at_base->generation.tokens.size(), 5u);
+  for (const auto& token : at_base->generation.tokens) EXPECT_NEAR(token.fine_affinity, 0.0, 1e-3);
 }
 
 TEST(StudioWorkerGeneration, StopsAndReportsErrorsAndKeepsWorking) {
