@@ -185,6 +185,13 @@ void validate_series(const Series& s, const std::string& at, const std::string& 
   } else if (!s.category_names.empty()) {
     throw Error(where, at + ": category_names without point_categories");
   }
+  if (!s.category_colours.empty()) {
+    if (s.category_colours.size() != s.category_names.size()) {
+      throw Error(where, at + ": " + std::to_string(s.category_colours.size()) + " category colours for " +
+                             std::to_string(s.category_names.size()) + " category names");
+    }
+    for (const Rgb& c : s.category_colours) check_colour(c, at, where);
+  }
   if (!(std::isfinite(s.marker_size) && s.marker_size >= 0)) throw Error(where, at + ": marker_size must be >= 0");
   if (!(std::isfinite(s.line_width) && s.line_width >= 0)) throw Error(where, at + ": line_width must be >= 0");
   if (!(s.opacity >= 0 && s.opacity <= 1)) throw Error(where, at + ": opacity must lie in [0, 1]");
@@ -525,7 +532,10 @@ Rgb series_colour(const Series& s, size_t index) {
   return palette_colour(s.colour_index ? *s.colour_index : static_cast<int>(index) + 1);
 }
 
-Rgb category_colour(const Series& s, int category) { return palette_colour(s.colour_index.value_or(1) + category); }
+Rgb category_colour(const Series& s, int category) {
+  if (static_cast<size_t>(category) < s.category_colours.size()) return s.category_colours[category];
+  return palette_colour(s.colour_index.value_or(1) + category);
+}
 
 // Range of the data along one axis, with the margins and fixed ends applied.
 struct Extent {
@@ -1603,6 +1613,11 @@ json series_json(const Series& s) {
   if (s.colour_index) j["colour_index"] = *s.colour_index;
   if (!s.point_categories.empty()) j["point_categories"] = s.point_categories;
   if (!s.category_names.empty()) j["category_names"] = s.category_names;
+  if (!s.category_colours.empty()) {
+    json colours = json::array();
+    for (const Rgb& c : s.category_colours) colours.push_back(colour_hex(c));
+    j["category_colours"] = colours;
+  }
   return j;
 }
 
@@ -1738,6 +1753,13 @@ class JsonReader {
   void get(const json& j, const std::string& at, const char* key, std::optional<Rgb>& out) const {
     if (auto it = j.find(key); it != j.end() && !it->is_null()) out = colour(*it, join(at, key));
   }
+  void get(const json& j, const std::string& at, const char* key, std::vector<Rgb>& out) const {
+    if (auto it = j.find(key); it != j.end()) {
+      const std::string here = join(at, key);
+      out.clear();
+      for (size_t i = 0; i < array(*it, here).size(); ++i) out.push_back(colour((*it)[i], index(here, i)));
+    }
+  }
   void get(const json& j, const std::string& at, const char* key, std::vector<double>& out) const {
     if (auto it = j.find(key); it != j.end()) {
       const std::string here = join(at, key);
@@ -1795,7 +1817,8 @@ Axis axis_from_json(const JsonReader& r, const json& j, const std::string& at) {
 Series series_from_json(const JsonReader& r, const json& j, const std::string& at) {
   r.object(j, at,
            {"name", "kind", "x", "y", "categories", "error_lo", "error_hi", "error_band", "marker", "marker_size",
-            "line_width", "line_style", "opacity", "colour", "colour_index", "point_categories", "category_names"});
+            "line_width", "line_style", "opacity", "colour", "colour_index", "point_categories", "category_names",
+            "category_colours"});
   Series s;
   r.get(j, at, "name", s.name);
   r.get(j, at, "kind", s.kind, kSeriesKinds);
@@ -1814,6 +1837,7 @@ Series series_from_json(const JsonReader& r, const json& j, const std::string& a
   r.get(j, at, "colour_index", s.colour_index);
   r.get(j, at, "point_categories", s.point_categories);
   r.get(j, at, "category_names", s.category_names);
+  r.get(j, at, "category_colours", s.category_colours);
   return s;
 }
 

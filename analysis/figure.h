@@ -90,6 +90,9 @@ struct Series {
   // of the series name. With names given, every category must index them.
   std::vector<int> point_categories;
   std::vector<std::string> category_names;
+  // Explicit category colours (e.g. a sequential map for ordered categories
+  // such as layers), as many as category_names; empty = the palette.
+  std::vector<Rgb> category_colours;
 };
 
 struct Axis {

@@ -172,7 +172,8 @@ Figure trajectory_figure(const TrajectoryMap& map) {
 }
 
 Figure tsne_figure(const torch::Tensor& embedding, const std::vector<int>& categories,
-                   const std::vector<std::string>& category_names, const std::string& title) {
+                   const std::vector<std::string>& category_names, const std::string& title,
+                   const std::vector<Rgb>& category_colours) {
   Figure figure;
   figure.title = title;
   figure.width_pt = 300;
@@ -188,6 +189,7 @@ Figure tsne_figure(const torch::Tensor& embedding, const std::vector<int>& categ
   s.y = to_doubles(y.select(1, 1));
   s.point_categories = categories;
   s.category_names = category_names;
+  s.category_colours = category_colours;
   s.marker_size = s.x.size() > 5000 ? 1.2 : 2.0;
   s.opacity = 0.6;
   panel.series.push_back(std::move(s));

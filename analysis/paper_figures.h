@@ -28,10 +28,12 @@ Figure l2_distance_figure(const EvalReport& report, const std::string& model = "
 // layer numbers written at both ends (the paper's figure 8).
 Figure trajectory_figure(const TrajectoryMap& map);
 
-// A t-SNE map (N,2) of states, coloured by model × domain: `categories` (N)
-// indexes `category_names`.
+// A t-SNE map (N,2) of states, coloured by category (model × domain, layer,
+// ...): `categories` (N) indexes `category_names`; `category_colours`, when
+// given, one per name, else the palette in order.
 Figure tsne_figure(const torch::Tensor& embedding, const std::vector<int>& categories,
-                   const std::vector<std::string>& category_names, const std::string& title);
+                   const std::vector<std::string>& category_names, const std::string& title,
+                   const std::vector<Rgb>& category_colours = {});
 
 // Polysemantic share, sparsity, mean |activation| and (when computed)
 // diversity per layer, one line per model (the paper's figures 4 and 5 and

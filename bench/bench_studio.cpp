@@ -5,7 +5,7 @@
 //   bench_studio frames [--superposition DIR] [--device D] [--tokens N]
 //     frame times (median, p95, max) while the worker generates, with every
 //     panel open: the UI must not wait on the model;
-//   bench_studio tsne-frames [--superposition DIR] [--device D] [--documents N] [--layer L]
+//   bench_studio tsne-frames [--superposition DIR] [--device D] [--documents N] [--layers 3[,6,...]]
 //     frame times (median, p95, max) of 120 frames with the t-SNE panel showing
 //     a map of base, fine and the superposition over N documents per domain
 //     of the shipped validation sample (about 100,000 points at N = 110);
@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -146,7 +147,9 @@ int tsne_frames(int argc, char** argv) {
   std::string renderer;
   superpose::studio::TsneRequest request;
   request.max_documents = std::stoll(arg(argc, argv, "--documents", "110"));
-  request.layer = std::stoll(arg(argc, argv, "--layer", "3"));
+  request.layers.clear();
+  std::stringstream layers(arg(argc, argv, "--layers", "3"));
+  for (std::string layer; std::getline(layers, layer, ',');) request.layers.push_back(std::stoll(layer));
   request.data = (std::filesystem::path(SUPERPOSE_SOURCE_DIR) / "assets/data/validation.jsonl").string();
   request.iterations = 10;
   request.chunk = 10;
@@ -156,6 +159,7 @@ int tsne_frames(int argc, char** argv) {
   int64_t points = 0;
   const auto t0 = Clock::now();
   double map_ready = -1;
+  bool failed = false;
   Clock::time_point last;
   options.script = [&](superpose::studio::ScriptFrame& f) {
     const auto now = Clock::now();
@@ -171,8 +175,9 @@ int tsne_frames(int argc, char** argv) {
         times.push_back(std::chrono::duration<double>(now - last).count() * 1e3);
       }
       if (times.size() >= kFrames) return false;
-    } else if (asked && f.snapshot.status == Snapshot::Status::kFailed) {
+    } else if (asked && (f.snapshot.status == Snapshot::Status::kFailed || f.snapshot.errors > 0)) {
       std::fprintf(stderr, "bench_studio: %s\n", f.snapshot.message.c_str());
+      failed = true;
       return false;
     }
     last = now;
@@ -185,7 +190,7 @@ int tsne_frames(int argc, char** argv) {
                                      {"renderer", renderer}}
                           .dump()
                           .c_str());
-  return rc;
+  return failed ? 1 : rc;
 }
 
 int latency(int argc, char** argv) {

@@ -82,6 +82,7 @@ struct TsneUi {
   float zoom = 1.0f;               // 1 = the whole map fits
   float pan_x = 0.0f, pan_y = 0.0f;  // in units of the fitted map's half-size
   float point_size = 3.0f;         // pixels
+  TsneColour colour = TsneColour::kModelDomain;  // what the points are coloured by
   std::vector<float> lasso;        // polygon being drawn, (x, y) pairs in map coordinates
   std::vector<int> selected;       // points inside the last lasso
   uint64_t selected_map = 0;       // TsneMap::id the selection belongs to

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "app/studio/app_state.h"
+#include "app/studio/tsne_colouring.h"
 #include "app/studio/worker.h"
 #include "model/memory.h"
 
@@ -39,9 +40,10 @@ struct LayersPanel {
   void draw(AppState& state, const Snapshot& snapshot, Worker& worker);
 };
 
-// t-SNE of one layer's states: settings, Run/Cancel, the map drawn with
-// OpenGL (zoom, pan, hover, lasso), the selected tokens and Export. Owns the
-// GL objects of its plot (created on first draw, on the UI thread).
+// t-SNE of one or more states (layers): settings, Run/Cancel, the map drawn
+// with OpenGL and coloured by model, domain, both or state (zoom, pan, hover,
+// lasso), the selected tokens and Export. Owns the GL objects of its plot
+// (created on first draw, on the UI thread).
 class TsnePanel {
  public:
   TsnePanel() = default;
@@ -52,11 +54,19 @@ class TsnePanel {
   void release();
 
  private:
-  void render_points(const TsneMap& map, const float transform[4], int width, int height, float point_size);
+  void render_points(const TsneMap& map, const TsneColouring& colouring, const float transform[4], int width,
+                     int height, float point_size);
+  // The map's colouring, recomputed only when the map's points or `by` change.
+  const TsneColouring& colouring(const TsneMap& map, TsneColour by);
   unsigned int fbo_ = 0, texture_ = 0, vbo_ = 0, vao_ = 0, program_ = 0;
   int width_ = 0, height_ = 0;
   uint64_t uploaded_version_ = 0;  // the snapshot whose points are in vbo_
   int uploaded_points_ = 0;
+  TsneColour uploaded_colour_ = TsneColour::kModelDomain;
+  TsneColouring colouring_;
+  uint64_t coloured_map_ = 0;
+  int64_t coloured_points_ = -1;
+  TsneColour coloured_by_ = TsneColour::kModelDomain;
 };
 
 // Layer × neuron heat maps, polysemantic share per layer, and a neuron's

@@ -1,7 +1,9 @@
 // Session JSON: strict reading, defaults for missing keys.
 #include "app/studio/session.h"
 
+#include <algorithm>
 #include <fstream>
+#include <utility>
 #include <sstream>
 
 #include "model/errors.h"
@@ -41,6 +43,25 @@ void read(const json& j, const char* key, T& out, const std::string& where) {
   out = v.get<T>();
 }
 
+constexpr std::pair<TsneColour, const char*> kTsneColours[] = {{TsneColour::kModelDomain, "model-domain"},
+                                                                 {TsneColour::kModel, "model"},
+                                                                 {TsneColour::kDomain, "domain"},
+                                                                 {TsneColour::kLayer, "layer"}};
+
+const char* tsne_colour_name(TsneColour colour) {
+  for (const auto& [c, name] : kTsneColours) {
+    if (c == colour) return name;
+  }
+  return "model-domain";
+}
+
+TsneColour tsne_colour_from_name(const std::string& name, const std::string& where) {
+  for (const auto& [c, n] : kTsneColours) {
+    if (name == n) return c;
+  }
+  throw Error(where, "expected \"model-domain\", \"model\", \"domain\" or \"layer\", got \"" + name + "\"");
+}
+
 }  // namespace
 
 bool Session::operator==(const Session& o) const {
@@ -50,7 +71,7 @@ bool Session::operator==(const Session& o) const {
          device == o.device && alpha == o.alpha && autoencoders == o.autoencoders && prompt == o.prompt &&
          a.max_new_tokens == b.max_new_tokens && a.temperature == b.temperature && a.top_k == b.top_k &&
          a.top_p == b.top_p && a.seed == b.seed && a.greedy == b.greedy && a.stop_at_eos == b.stop_at_eos &&
-         panels == o.panels && tsne.layer == o.tsne.layer && tsne.base == o.tsne.base && tsne.fine == o.tsne.fine &&
+         panels == o.panels && tsne.layers == o.tsne.layers && tsne_colour == o.tsne_colour && tsne.base == o.tsne.base && tsne.fine == o.tsne.fine &&
          tsne.superposition == o.tsne.superposition && tsne.max_documents == o.tsne.max_documents &&
          tsne.data == o.tsne.data && tsne.perplexity == o.tsne.perplexity && tsne.iterations == o.tsne.iterations &&
          neurons.max_documents == o.neurons.max_documents && neurons.data == o.neurons.data &&
@@ -89,7 +110,8 @@ json session_to_json(const Session& s) {
                  {"neurons", s.panels.neurons},
                  {"trajectories", s.panels.trajectories},
                  {"metrics", s.panels.metrics}};
-  j["tsne"] = {{"layer", s.tsne.layer},
+  j["tsne"] = {{"layers", s.tsne.layers},
+               {"colour", tsne_colour_name(s.tsne_colour)},
                {"base", s.tsne.base},
                {"fine", s.tsne.fine},
                {"superposition", s.tsne.superposition},
@@ -206,8 +228,36 @@ Session session_from_json(const json& j, const std::string& where) {
   if (j.contains("tsne")) {
     const std::string at = where + ".tsne";
     const json& t = j.at("tsne");
-    require_object(t, at, {"layer", "base", "fine", "superposition", "max_documents", "data", "perplexity", "iterations"});
-    read(t, "layer", s.tsne.layer, at);
+    require_object(t, at, {"layers", "layer", "colour", "base", "fine", "superposition", "max_documents", "data",
+                           "perplexity", "iterations"});
+    if (t.contains("layer") && t.contains("layers")) throw Error(at, "give 'layers' or 'layer', not both");
+    if (t.contains("layer")) {  // one state, as sessions wrote before maps could hold several
+      int64_t layer = 0;
+      read(t, "layer", layer, at);
+      if (layer < 0) throw Error(at + ".layer", "must be >= 0");
+      s.tsne.layers = {layer};
+    }
+    if (t.contains("layers")) {
+      const json& v = t.at("layers");
+      const std::string here = at + ".layers";
+      if (!v.is_array() || v.empty()) throw Error(here, "expected a non-empty array of state indices, got " + v.dump());
+      s.tsne.layers.clear();
+      for (const json& e : v) {
+        if (!e.is_number_integer() || e.get<int64_t>() < 0) {
+          throw Error(here, "expected state indices >= 0, got " + e.dump());
+        }
+        const int64_t layer = e.get<int64_t>();
+        if (std::find(s.tsne.layers.begin(), s.tsne.layers.end(), layer) != s.tsne.layers.end()) {
+          throw Error(here, "state " + std::to_string(layer) + " is listed twice");
+        }
+        s.tsne.layers.push_back(layer);
+      }
+    }
+    if (t.contains("colour")) {
+      std::string colour;
+      read(t, "colour", colour, at);
+      s.tsne_colour = tsne_colour_from_name(colour, at + ".colour");
+    }
     read(t, "base", s.tsne.base, at);
     read(t, "fine", s.tsne.fine, at);
     read(t, "superposition", s.tsne.superposition, at);
@@ -215,7 +265,6 @@ Session session_from_json(const json& j, const std::string& where) {
     read(t, "data", s.tsne.data, at);
     read(t, "perplexity", s.tsne.perplexity, at);
     read(t, "iterations", s.tsne.iterations, at);
-    if (s.tsne.layer < 0) throw Error(at + ".layer", "must be >= 0");
     if (s.tsne.max_documents < 0) throw Error(at + ".max_documents", "must be >= 0 (0 = all)");
     if (!(s.tsne.perplexity > 0.0)) throw Error(at + ".perplexity", "must be > 0");
     if (s.tsne.iterations < 1) throw Error(at + ".iterations", "must be >= 1");
@@ -322,6 +371,7 @@ Session capture_session(const AppState& state, const Snapshot& snapshot) {
   s.colour_by_expert = state.colour_by_expert;
   s.panels = state.panels;
   s.tsne = state.tsne.request;
+  s.tsne_colour = state.tsne.colour;
   s.neurons = state.neurons.request;
   s.trajectories = state.trajectories.request;
   s.follow_alpha = state.trajectories.follow_alpha;
@@ -342,6 +392,7 @@ void apply_session(const Session& session, AppState& state, Worker& worker) {
   const int64_t chunk = state.tsne.request.chunk;
   state.tsne.request = session.tsne;
   state.tsne.request.chunk = chunk;
+  state.tsne.colour = session.tsne_colour;
   state.neurons.request = session.neurons;
   state.trajectories.request = session.trajectories;
   state.trajectories.follow_alpha = session.follow_alpha;

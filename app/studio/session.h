@@ -12,8 +12,10 @@
 //    "generate": {"colour": "alpha"},   (tokens coloured by "alpha" or "expert")
 //    "panels": {"generate": true, "alpha": true, "layers": true, "model": false, "tensors": false,
 //               "tsne": false, "neurons": false, "trajectories": false, "metrics": false},
-//    "tsne": {"layer": 6, "base": true, "fine": true, "superposition": true, "max_documents": 20,
-//             "data": PATH, "perplexity": 30.0, "iterations": 500},
+//    "tsne": {"layers": [6], "colour": "model-domain", "base": true, "fine": true, "superposition": true,
+//             "max_documents": 20, "data": PATH, "perplexity": 30.0, "iterations": 500},
+//            ("layers": the states mapped, distinct; "layer": N is read as [N]; "colour":
+//             "model-domain", "model", "domain" or "layer")
 //    "neurons": {"max_documents": 20, "data": PATH, "diversity": false},
 //    "trajectories": {"max_documents": 20, "data": PATH, "base": true, "fine": true,
 //                     "superposition": true, "follow_alpha": true},
@@ -50,6 +52,7 @@ struct Session {
   bool colour_by_expert = false;  // the Generate panel's token colouring
   PanelVisibility panels;
   TsneRequest tsne = TsneUi().request;         // the t-SNE panel's settings (chunk is not saved)
+  TsneColour tsne_colour = TsneUi().colour;     // what the map's points are coloured by
   NeuronRequest neurons = NeuronUi().request;  // the Neurons panel's settings
   TrajectoryRequest trajectories = TrajectoryUi().request;  // the Trajectories panel's settings
   bool follow_alpha = TrajectoryUi().follow_alpha;

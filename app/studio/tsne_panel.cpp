@@ -42,11 +42,18 @@ Bounds bounds_of(const std::vector<float>& xy) {
   return b;
 }
 
-ImU32 category_colour(int category, float alpha = 1.0f) {
-  const Rgb c = palette_colour(category + 1);  // orange first, black last
-  return ImGui::ColorConvertFloat4ToU32(ImVec4(static_cast<float>(c.r), static_cast<float>(c.g),
-                                               static_cast<float>(c.b), alpha));
+ImVec4 imgui_colour(const Rgb& c) {
+  return ImVec4(static_cast<float>(c.r), static_cast<float>(c.g), static_cast<float>(c.b), 1.0f);
 }
+
+// "state 6" or "states 0, 6, 12".
+std::string states_text(const std::vector<int64_t>& layers) {
+  std::string text = layers.size() == 1 ? "state " : "states ";
+  for (size_t i = 0; i < layers.size(); ++i) text += (i > 0 ? ", " : "") + std::to_string(layers[i]);
+  return text;
+}
+
+constexpr const char* kColourChoices[] = {"model × domain", "model", "domain", "state"};
 
 GLuint compile(GLenum kind, const char* source) {
   const GLuint shader = glCreateShader(kind);
@@ -112,9 +119,11 @@ bool export_tsne(AppState& state, const Snapshot& snapshot) {
     const auto points = static_cast<int64_t>(map.embedding.size() / 2);
     const torch::Tensor embedding =
         torch::from_blob(const_cast<float*>(map.embedding.data()), {points, 2}, torch::kFloat32).clone();
-    Figure figure = tsne_figure(embedding, map.categories, map.category_names,
-                                "t-SNE of state " + std::to_string(map.request.layer) + " (iteration " +
-                                    std::to_string(map.iteration) + ")");
+    const TsneColouring colours = tsne_colouring(map, state.tsne.colour);
+    Figure figure = tsne_figure(embedding, colours.categories, colours.names,
+                                "t-SNE of " + states_text(map.layers) + " (iteration " +
+                                    std::to_string(map.iteration) + ")",
+                                colours.colours);
     if (!map.causal) mark_non_causal(figure);
     return export_figure(figure, state.tsne.export_path);
   });
@@ -133,8 +142,18 @@ void TsnePanel::release() {
   uploaded_version_ = 0;
 }
 
-void TsnePanel::render_points(const TsneMap& map, const float transform[4], int width, int height,
-                              float point_size) {
+const TsneColouring& TsnePanel::colouring(const TsneMap& map, TsneColour by) {
+  if (coloured_map_ != map.id || coloured_points_ != map.points() || coloured_by_ != by) {
+    colouring_ = tsne_colouring(map, by);
+    coloured_map_ = map.id;
+    coloured_points_ = map.points();
+    coloured_by_ = by;
+  }
+  return colouring_;
+}
+
+void TsnePanel::render_points(const TsneMap& map, const TsneColouring& colouring, const float transform[4], int width,
+                              int height, float point_size) {
   if (program_ == 0) {
     program_ = glCreateProgram();
     const GLuint vs = compile(GL_VERTEX_SHADER, kVertexShader), fs = compile(GL_FRAGMENT_SHADER, kFragmentShader);
@@ -170,12 +189,13 @@ void TsnePanel::render_points(const TsneMap& map, const float transform[4], int 
   glBindVertexArray(vao_);
   glBindBuffer(GL_ARRAY_BUFFER, vbo_);
   const int points = static_cast<int>(map.embedding.size() / 2);
-  if (uploaded_version_ != map.id * 1000003u + static_cast<uint64_t>(map.iteration) || uploaded_points_ != points) {
+  if (uploaded_version_ != map.id * 1000003u + static_cast<uint64_t>(map.iteration) || uploaded_points_ != points ||
+      uploaded_colour_ != coloured_by_) {
     // Interleaved x, y, r, g, b per point.
     std::vector<float> vertices(static_cast<size_t>(points) * 5);
     for (int p = 0; p < points; ++p) {
-      const int category = p < static_cast<int>(map.categories.size()) ? map.categories[p] : 0;
-      const Rgb c = palette_colour(category + 1);
+      const int category = p < static_cast<int>(colouring.categories.size()) ? colouring.categories[p] : 0;
+      const Rgb c = static_cast<size_t>(category) < colouring.colours.size() ? colouring.colours[category] : Rgb{};
       float* v = &vertices[static_cast<size_t>(p) * 5];
       v[0] = map.embedding[2 * p];
       v[1] = map.embedding[2 * p + 1];
@@ -191,6 +211,7 @@ void TsnePanel::render_points(const TsneMap& map, const float transform[4], int 
     glVertexAttribPointer(1, 3, GL_FLOAT, GL_FALSE, 5 * sizeof(float), reinterpret_cast<void*>(2 * sizeof(float)));
     uploaded_version_ = map.id * 1000003u + static_cast<uint64_t>(map.iteration);
     uploaded_points_ = points;
+    uploaded_colour_ = coloured_by_;
   }
   glBindFramebuffer(GL_FRAMEBUFFER, fbo_);
   glViewport(0, 0, width, height);
@@ -220,10 +241,24 @@ void TsnePanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker) 
   TsneUi& ui = state.tsne;
   TsneRequest& r = ui.request;
   const int64_t max_layer = snapshot.superposition ? snapshot.superposition->n_layer : 12;
-  int layer = static_cast<int>(r.layer);
-  ImGui::SetNextItemWidth(120.0f);
-  if (ImGui::SliderInt("state", &layer, 0, static_cast<int>(max_layer))) r.layer = layer;
-  ImGui::SameLine();
+  // States to map: toggles 0..L; at least one stays chosen.
+  ImGui::TextUnformatted("states");
+  if (ImGui::IsItemHovered()) ImGui::SetTooltip("Click states to add them to the map or take them out");
+  for (int64_t layer = 0; layer <= max_layer; ++layer) {
+    ImGui::SameLine(0.0f, layer == 0 ? -1.0f : 2.0f);
+    const auto it = std::find(r.layers.begin(), r.layers.end(), layer);
+    const bool chosen = it != r.layers.end();
+    const std::string label = std::to_string(layer);
+    ImGui::PushID(static_cast<int>(layer));
+    if (ImGui::Selectable(label.c_str(), chosen, 0, ImVec2(ImGui::CalcTextSize("00").x, 0.0f))) {
+      if (!chosen) {
+        r.layers.insert(std::upper_bound(r.layers.begin(), r.layers.end(), layer), layer);
+      } else if (r.layers.size() > 1) {
+        r.layers.erase(it);
+      }
+    }
+    ImGui::PopID();
+  }
   ImGui::Checkbox("base", &r.base);
   ImGui::SameLine();
   ImGui::Checkbox("fine", &r.fine);
@@ -252,7 +287,7 @@ void TsnePanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker) 
   ImGui::EndDisabled();
 
   if (!snapshot.tsne) {
-    ImGui::TextDisabled("Run maps one state of the chosen models over the data's tokens.");
+    ImGui::TextDisabled("Run maps the chosen states of the chosen models over the data's tokens.");
     ImGui::End();
     return;
   }
@@ -272,16 +307,29 @@ void TsnePanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker) 
     ImGui::SameLine();
     ImGui::TextColored(ImVec4(1.0f, 0.6f, 0.2f, 1.0f), "non-causal");
   }
-  // Legend.
-  for (size_t c = 0; c < map.category_names.size(); ++c) {
-    if (c > 0) ImGui::SameLine();
+  // Colour choice and legend.
+  int colour = static_cast<int>(ui.colour);
+  ImGui::SetNextItemWidth(140.0f);
+  if (ImGui::Combo("colour by", &colour, kColourChoices, IM_ARRAYSIZE(kColourChoices))) {
+    ui.colour = static_cast<TsneColour>(colour);
+  }
+  const TsneColouring& colours = colouring(map, ui.colour);
+  const float right = ImGui::GetWindowPos().x + ImGui::GetWindowContentRegionMax().x;
+  for (size_t c = 0; c < colours.names.size(); ++c) {
     const float h = ImGui::GetTextLineHeight();
+    const ImGuiStyle& style = ImGui::GetStyle();
+    ImGui::SameLine();
+    // Wrap the legend rather than run past the window's edge.
+    if (ImGui::GetCursorScreenPos().x + h + style.ItemSpacing.x + ImGui::CalcTextSize(colours.names[c].c_str()).x >
+        right) {
+      ImGui::NewLine();
+    }
     ImGui::PushID(static_cast<int>(c));
-    ImGui::ColorButton("##swatch", ImGui::ColorConvertU32ToFloat4(category_colour(static_cast<int>(c))),
+    ImGui::ColorButton("##swatch", imgui_colour(colours.colours[c]),
                        ImGuiColorEditFlags_NoTooltip | ImGuiColorEditFlags_NoDragDrop, ImVec2(h, h));
     ImGui::PopID();
     ImGui::SameLine();
-    ImGui::TextUnformatted(map.category_names[c].c_str());
+    ImGui::TextUnformatted(colours.names[c].c_str());
   }
   ImGui::SetNextItemWidth(160.0f);
   input_text("##export", ui.export_path);
@@ -316,7 +364,7 @@ void TsnePanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker) 
   const float transform[4] = {2.0f * fit / size.x, 2.0f * fit / size.y,
                               2.0f * (centre_x - b.cx * fit) / size.x - 1.0f,
                               1.0f - 2.0f * (centre_y + b.cy * fit) / size.y};
-  if (!map.embedding.empty()) render_points(map, transform, width, height, ui.point_size);
+  if (!map.embedding.empty()) render_points(map, colours, transform, width, height, ui.point_size);
   if (texture_ != 0) {
     ImGui::Image(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(texture_)), size, ImVec2(0, 1), ImVec2(1, 0));
   } else {
@@ -392,9 +440,9 @@ void TsnePanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker) 
     if (best >= 0) {
       const TokenSource& s = map.sources[static_cast<size_t>(best % map.rows)];
       ImGui::BeginTooltip();
-      const int category = map.categories[static_cast<size_t>(best)];
-      ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(category_colour(category)), "%s",
-                         map.category_names[static_cast<size_t>(category)].c_str());
+      const int category = colours.categories[static_cast<size_t>(best)];
+      ImGui::TextColored(imgui_colour(colours.colours[static_cast<size_t>(category)]), "%s",
+                         tsne_point_label(map, best).c_str());
       ImGui::PushTextWrapPos(ImGui::GetFontSize() * 30.0f);
       ImGui::Text("token '%s'", s.token.c_str());
       ImGui::TextWrapped("%s", context_line(s).c_str());
@@ -415,12 +463,12 @@ void TsnePanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker) 
       while (clipper.Step()) {
         for (int i = clipper.DisplayStart; i < clipper.DisplayEnd; ++i) {
           const int p = ui.selected[static_cast<size_t>(i)];
-          if (map.rows == 0 || p < 0 || static_cast<size_t>(p) >= map.categories.size()) continue;
+          if (map.rows == 0 || p < 0 || static_cast<size_t>(p) >= colours.categories.size()) continue;
           const TokenSource& s = map.sources[static_cast<size_t>(p % map.rows)];
-          const int category = map.categories[static_cast<size_t>(p)];
+          const int category = colours.categories[static_cast<size_t>(p)];
           ImGui::PushID(i);
-          ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(category_colour(category)), "%s",
-                             map.category_names[static_cast<size_t>(category)].c_str());
+          ImGui::TextColored(imgui_colour(colours.colours[static_cast<size_t>(category)]), "%s",
+                             tsne_point_label(map, p).c_str());
           ImGui::SameLine();
           ImGui::TextUnformatted(context_line(s).c_str());
           ImGui::PopID();

@@ -28,6 +28,7 @@
 #include "analysis/state_recorder.h"
 #include "analysis/trajectory.h"
 #include "analysis/tsne.h"
+#include "app/studio/tsne_map.h"
 #include "model/dataset.h"
 #include "model/device.h"
 #include "model/errors.h"
@@ -1186,8 +1187,16 @@ void Worker::do_tsne(uint64_t ticket, const TsneRequest& request) {
   SuperposedModel& model = models_->require();
   if (!models_->tokenizer) throw Error("t-SNE: no tokenizer was found for the experts");
   if (ticket <= tsne_cancel_.load()) return;
-  if (request.layer < 0 || request.layer > model->n_layer()) {
-    throw Error("t-SNE layer " + std::to_string(request.layer) + " is outside 0.." + std::to_string(model->n_layer()));
+  if (request.layers.empty()) throw Error("t-SNE: choose at least one state");
+  std::vector<int64_t> layers = request.layers;
+  std::sort(layers.begin(), layers.end());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i] < 0 || layers[i] > model->n_layer()) {
+      throw Error("t-SNE state " + std::to_string(layers[i]) + " is outside 0.." + std::to_string(model->n_layer()));
+    }
+    if (i > 0 && layers[i] == layers[i - 1]) {
+      throw Error("t-SNE state " + std::to_string(layers[i]) + " is chosen twice");
+    }
   }
   if (request.iterations < 1) throw Error("t-SNE iterations must be >= 1, got " + std::to_string(request.iterations));
   if (request.chunk < 1) throw Error("t-SNE chunk must be >= 1, got " + std::to_string(request.chunk));
@@ -1199,7 +1208,7 @@ void Worker::do_tsne(uint64_t ticket, const TsneRequest& request) {
   if (request.fine) options.models.push_back(CaptureModel::kFine);
   if (request.superposition) options.models.push_back(CaptureModel::kSuperposition);
   if (options.models.empty()) throw Error("t-SNE: choose at least one model");
-  options.residual_layers = {request.layer};
+  options.residual_layers = layers;
   options.max_documents = request.max_documents;
   options.progress = [this, ticket](int64_t done, int64_t total) {
     draft_.job = JobProgress{"capturing for t-SNE", total > 0 ? 0.5 * done / total : -1.0, true};
@@ -1233,22 +1242,9 @@ void Worker::do_tsne(uint64_t ticket, const TsneRequest& request) {
     }
     throw;
   }
-  const int64_t rows = capture.rows();
-  std::vector<torch::Tensor> parts;
   TsneMap& out = *draft_.tsne;
-  out.rows = rows;
-  const auto labels = capture.labels.to(torch::kCPU).contiguous();
-  for (size_t m = 0; m < capture.models.size(); ++m) {
-    parts.push_back(capture.tensor(Capture::residual_name(capture.models[m], request.layer)));  // (N,C)
-    for (size_t d = 0; d < capture.domains.size(); ++d) {
-      out.category_names.push_back(capture.models[m] + " / " + capture.domains[d]);
-    }
-    for (int64_t r = 0; r < rows; ++r) {
-      out.categories.push_back(static_cast<int>(m * capture.domains.size() + labels.data_ptr<int64_t>()[r]));
-    }
-  }
-  for (int64_t r = 0; r < rows; ++r) out.sources.push_back(token_source(capture, *models_->tokenizer, r));
-  const torch::Tensor data = torch::cat(parts, 0);  // (P,C), P = models × N
+  const torch::Tensor data = tsne_points(capture, layers, out);  // (P,C), P = models × layers × N
+  for (int64_t r = 0; r < out.rows; ++r) out.sources.push_back(token_source(capture, *models_->tokenizer, r));
 
   TsneOptions tsne_options;
   tsne_options.perplexity = request.perplexity;

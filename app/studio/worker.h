@@ -167,10 +167,11 @@ struct SequenceAnalysis {
   std::vector<std::vector<TopToken>> lens;
 };
 
-// What run_tsne() maps: one layer's states of the chosen models over a
-// labeled JSONL set, every text token.
+// What run_tsne() maps: the chosen states (layers) of the chosen models
+// over a labeled JSONL set, every text token; one point per model, state and
+// token, all in one map.
 struct TsneRequest {
-  int64_t layer = 6;  // state index 0..L
+  std::vector<int64_t> layers = {6};  // state indices 0..L, distinct, at least one
   bool base = true, fine = true, superposition = true;
   int64_t max_documents = 20;  // per domain; 0 = all
   std::string data;            // JSONL path
@@ -186,8 +187,9 @@ struct TokenSource {
   std::string source;                // the document's "source", may be empty
 };
 
-// The t-SNE map being (or last) computed. Point p is capture row p % rows
-// of model p / rows.
+// The t-SNE map being (or last) computed. Points come in blocks of `rows`,
+// models outermost: point p is capture row p % rows of state
+// layers[(p / rows) % layers.size()] of model models[p / rows / layers.size()].
 struct TsneMap {
   uint64_t id = 0;  // counts run_tsne() commands that started
   TsneRequest request;
@@ -196,11 +198,22 @@ struct TsneMap {
   bool running = false, finished = false, cancelled = false;
   bool causal = true;
   int64_t rows = 0;                     // capture rows (text tokens)
-  std::vector<float> embedding;         // (P,2) row-major, P = models × rows
-  std::vector<int> categories;          // (P): index into category_names
-  std::vector<std::string> category_names;  // "base / en", ... (model × domain)
+  std::vector<float> embedding;         // (P,2) row-major, P = models × layers × rows
+  std::vector<std::string> models;      // "base", "fine", "superposition" as requested
+  std::vector<int64_t> layers;          // the states mapped, ascending
+  std::vector<std::string> domains;     // the data's domains, index = label
+  std::vector<int> row_domains;         // (rows): index into domains
   std::vector<TokenSource> sources;     // (rows)
+
+  int64_t points() const { return static_cast<int64_t>(embedding.size() / 2); }
+  // Point p's model, state and domain as indices into models, layers, domains.
+  int model_of(int64_t p) const { return static_cast<int>(p / rows / static_cast<int64_t>(layers.size())); }
+  int layer_of(int64_t p) const { return static_cast<int>((p / rows) % static_cast<int64_t>(layers.size())); }
+  int domain_of(int64_t p) const { return row_domains[static_cast<size_t>(p % rows)]; }
 };
+
+// What a t-SNE map's points are coloured by (tsne_colouring() in tsne_map.h).
+enum class TsneColour { kModelDomain, kModel, kDomain, kLayer };
 
 // What compute_neurons() captures and summarises.
 struct NeuronRequest {
@@ -495,7 +508,7 @@ class Worker {
   // position: the lens' position, < 0 = the last one.
   void analyse_sequence(int64_t position = -1);
 
-  // Captures request.layer of the chosen models over request.data and runs
+  // Captures request.layers of the chosen models over request.data and runs
   // t-SNE on the worker's device, `chunk` iterations per queued command (α
   // and other commands interleave), publishing the embedding after each.
   // Returns the TsneMap::id it will carry.

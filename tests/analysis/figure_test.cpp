@@ -409,6 +409,39 @@ TEST(FigurePng, NothingTouchesTheEdgesAndTheLegendLeavesDataUncovered) {
   EXPECT_LT(frame.width * frame.height, bare_frame.width * bare_frame.height);
 }
 
+TEST(FigurePng, ExplicitCategoryColoursReplaceThePalette) {
+  TempDir dir;
+  Figure f;
+  Panel p;
+  Series s = scatter("", {0, 10, 0, 10}, {0, 0, 10, 10}, 1);
+  s.point_categories = {0, 1, 2, 3};
+  s.category_names = {"state 0", "state 4", "state 8", "state 12"};
+  for (int c = 0; c < 4; ++c) s.category_colours.push_back(colour_map(ColourMap::kViridis, 0.8 * c / 3));
+  s.opacity = 1.0;
+  p.series.push_back(s);
+  p.legend = false;
+  f.panels.push_back(p);
+  render_figure(f, dir / "states.png");
+  const Png png(dir / "states.png");
+  ASSERT_TRUE(png.ok());
+  const auto frame = figure_frames(f)[0];
+  for (size_t i = 0; i < s.x.size(); ++i) {
+    EXPECT_TRUE(same_colour(png.at_point(data_to_figure(frame, s.x[i], s.y[i]), f.dpi), s.category_colours[i], 1))
+        << "point " << i;
+  }
+  // They travel through the figure's JSON.
+  const nlohmann::json j = figure_to_json(f);
+  EXPECT_EQ(j["panels"][0]["series"][0]["category_colours"][0], "#440154");
+  EXPECT_EQ(figure_to_json(figure_from_json(j)), j);
+  // One colour per category name, each a colour.
+  Figure short_list = f;
+  short_list.panels[0].series[0].category_colours.pop_back();
+  expect_error([&] { render_figure_to_string(short_list, "png"); }, {"3 category colours for 4 category names"});
+  nlohmann::json bad = j;
+  bad["panels"][0]["series"][0]["category_colours"][1] = "green";
+  expect_error([&] { figure_from_json(bad); }, {"category_colours[1]", "expected a colour"});
+}
+
 // ---------------------------------------------------------------------------
 // SVG
 

@@ -3,11 +3,14 @@
 // map's export.
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <utility>
 
 #include <gtest/gtest.h>
 
 #include "app/studio/panels.h"
+#include "app/studio/tsne_colouring.h"
 #include "app/studio/worker.h"
 #include "tests/app/worker_wait.h"
 #include "tests/support/temp_dir.h"
@@ -29,7 +32,7 @@ std::string head(const std::filesystem::path& path, size_t n) {
 TsneRequest small_tsne() {
   TsneRequest r;
   r.data = default_data_path();
-  r.layer = 1;
+  r.layers = {1};
   r.max_documents = 1;
   r.perplexity = 10.0;
   r.iterations = 100;
@@ -57,8 +60,12 @@ TEST_F(AnalysisJobs, TsnePublishesTheEmbeddingChunkByChunkAndExports) {
   EXPECT_EQ(map.iteration, 100);
   ASSERT_GT(map.rows, 0);
   EXPECT_EQ(map.embedding.size(), static_cast<size_t>(3 * map.rows * 2));
-  EXPECT_EQ(map.categories.size(), static_cast<size_t>(3 * map.rows));
-  EXPECT_EQ(map.category_names.size(), 6u);
+  EXPECT_EQ(map.models, (std::vector<std::string>{"base", "fine", "superposition"}));
+  EXPECT_EQ(map.layers, std::vector<int64_t>{1});
+  EXPECT_EQ(map.row_domains.size(), static_cast<size_t>(map.rows));
+  const TsneColouring colours = tsne_colouring(map, TsneColour::kModelDomain);
+  EXPECT_EQ(colours.categories.size(), static_cast<size_t>(3 * map.rows));
+  EXPECT_EQ(colours.names.size(), 3 * map.domains.size());
   EXPECT_EQ(map.sources.size(), static_cast<size_t>(map.rows));
   EXPECT_FALSE(map.sources[0].token.empty());
   // Several intermediate maps, iterations strictly increasing.
@@ -77,6 +84,45 @@ TEST_F(AnalysisJobs, TsnePublishesTheEmbeddingChunkByChunkAndExports) {
   EXPECT_EQ(head(temp_ / "tsne.pdf", 5), "%PDF-");
   EXPECT_EQ(head(temp_ / "tsne.png", 8), std::string("\x89PNG\r\n\x1a\n", 8));
   EXPECT_EQ(head(temp_ / "tsne.csv", 5), "panel");
+}
+
+TEST_F(AnalysisJobs, TsneMapsSeveralStatesInOneMapAndExportsThemColouredByState) {
+  TsneRequest r = small_tsne();
+  r.layers = {2, 0};  // any order; the map holds them ascending
+  r.superposition = false;
+  r.iterations = 20;
+  const uint64_t id = worker_.run_tsne(r);
+  const auto last = wait_until(
+      worker_, [&](const Snapshot& s) { return s.errors > 0 || (s.tsne && s.tsne->id == id && !s.tsne->running); },
+      "the t-SNE run over two states");
+  ASSERT_EQ(last->errors, 0u) << last->message;
+  const TsneMap& map = *last->tsne;
+  ASSERT_TRUE(map.finished);
+  EXPECT_EQ(map.models, (std::vector<std::string>{"base", "fine"}));
+  EXPECT_EQ(map.layers, (std::vector<int64_t>{0, 2}));
+  ASSERT_GT(map.rows, 0);
+  EXPECT_EQ(map.points(), 2 * 2 * map.rows);
+  // Points are models × states × rows, models outermost.
+  EXPECT_EQ(map.model_of(0), 0);
+  EXPECT_EQ(map.layer_of(map.rows), 1);
+  EXPECT_EQ(map.model_of(2 * map.rows), 1);
+  EXPECT_EQ(map.layer_of(2 * map.rows), 0);
+  EXPECT_EQ(tsne_point_label(map, 3 * map.rows).substr(0, 7), "fine / ");
+  EXPECT_EQ(tsne_point_label(map, 3 * map.rows).substr(tsne_point_label(map, 3 * map.rows).size() - 7), "state 2");
+
+  AppState state;
+  state.tsne.colour = TsneColour::kLayer;
+  state.tsne.export_path = (temp_ / "states").string();
+  ASSERT_TRUE(export_tsne(state, *last)) << state.app_message;
+  std::ifstream csv(temp_ / "states.csv");
+  const std::string text((std::istreambuf_iterator<char>(csv)), std::istreambuf_iterator<char>());
+  // One CSV row per point, its category the state.
+  size_t state0 = 0, state2 = 0;
+  for (size_t at = text.find("state 0"); at != std::string::npos; at = text.find("state 0", at + 1)) ++state0;
+  for (size_t at = text.find("state 2"); at != std::string::npos; at = text.find("state 2", at + 1)) ++state2;
+  EXPECT_EQ(state0, static_cast<size_t>(2 * map.rows));
+  EXPECT_EQ(state2, static_cast<size_t>(2 * map.rows));
+  EXPECT_EQ(head(temp_ / "states.pdf", 5), "%PDF-");
 }
 
 TEST_F(AnalysisJobs, TsneCancelsAndAlphaInterleaves) {
@@ -110,6 +156,17 @@ TEST_F(AnalysisJobs, TsneReportsBadSettingsAsErrors) {
   worker_.run_tsne(r);
   const auto t = wait_until(worker_, [](const Snapshot& s) { return s.errors > 1; }, "the second error");
   EXPECT_NE(t->message.find("at least one model"), std::string::npos) << t->message;
+  const std::pair<std::vector<int64_t>, std::string> bad_states[] = {
+      {{}, "at least one state"}, {{1, 1}, "state 1 is chosen twice"}, {{0, 99}, "state 99 is outside 0.."}};
+  size_t errors = 2;
+  for (const auto& [layers, message] : bad_states) {
+    r = small_tsne();
+    r.layers = layers;
+    worker_.run_tsne(r);
+    const auto e = wait_until(worker_, [&](const Snapshot& s) { return s.errors > errors; }, message);
+    EXPECT_NE(e->message.find(message), std::string::npos) << e->message;
+    ++errors;
+  }
 }
 
 TEST_F(AnalysisJobs, NeuronMapsAndANeuronsContexts) {

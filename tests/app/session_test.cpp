@@ -2,6 +2,7 @@
 // messages that name the file and key, and the α undo/redo history.
 #include <fstream>
 #include <string>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -33,7 +34,8 @@ Session full_session() {
   s.panels.tensors = true;
   s.panels.tsne = true;
   s.panels.neurons = true;
-  s.tsne.layer = 3;
+  s.tsne.layers = {3, 7};
+  s.tsne_colour = TsneColour::kLayer;
   s.tsne.fine = false;
   s.tsne.max_documents = 7;
   s.tsne.data = "/data/held-out.jsonl";
@@ -208,13 +210,44 @@ TEST(Session, AlphaScheduleIsCheckedWhenRead) {
   EXPECT_NE(message_of(j).find("s.json.alpha_schedule.use"), std::string::npos) << message_of(j);
 }
 
+TEST(Session, ReadsAOneStateTsneSettingAsAListOfOne) {
+  nlohmann::json j = session_to_json(full_session());
+  j["tsne"].erase("layers");
+  j["tsne"].erase("colour");
+  j["tsne"]["layer"] = 5;
+  const Session s = session_from_json(j, "s.json");
+  EXPECT_EQ(s.tsne.layers, std::vector<int64_t>{5});
+  EXPECT_EQ(s.tsne_colour, TsneColour::kModelDomain);
+  EXPECT_EQ(session_to_json(s)["tsne"]["layers"], nlohmann::json::array({5}));
+}
+
 TEST(Session, AnalysisPanelSettingsAreCheckedWhenRead) {
   nlohmann::json j = session_to_json(full_session());
   j["tsne"]["iterations"] = 0;
   EXPECT_NE(message_of(j).find("s.json.tsne.iterations"), std::string::npos) << message_of(j);
   j = session_to_json(full_session());
+  j["tsne"]["palette"] = "red";
+  EXPECT_NE(message_of(j).find("unknown key 'palette'"), std::string::npos) << message_of(j);
+  j = session_to_json(full_session());
   j["tsne"]["colour"] = "red";
-  EXPECT_NE(message_of(j).find("unknown key 'colour'"), std::string::npos) << message_of(j);
+  EXPECT_NE(message_of(j).find("s.json.tsne.colour: expected \"model-domain\""), std::string::npos) << message_of(j);
+  const std::pair<nlohmann::json, std::string> bad_layers[] = {
+      {nlohmann::json::array(), "s.json.tsne.layers: expected a non-empty array"},
+      {6, "s.json.tsne.layers: expected a non-empty array"},
+      {{2, -1}, "s.json.tsne.layers: expected state indices >= 0, got -1"},
+      {{2, "3"}, "s.json.tsne.layers: expected state indices >= 0, got \"3\""},
+      {{4, 4}, "s.json.tsne.layers: state 4 is listed twice"}};
+  for (const auto& [layers, message] : bad_layers) {
+    j = session_to_json(full_session());
+    j["tsne"]["layers"] = layers;
+    EXPECT_NE(message_of(j).find(message), std::string::npos) << layers.dump() << ": " << message_of(j);
+  }
+  j = session_to_json(full_session());
+  j["tsne"]["layer"] = 3;
+  EXPECT_NE(message_of(j).find("not both"), std::string::npos) << message_of(j);
+  j["tsne"].erase("layers");
+  j["tsne"]["layer"] = -2;
+  EXPECT_NE(message_of(j).find("s.json.tsne.layer: must be >= 0"), std::string::npos) << message_of(j);
   j = session_to_json(full_session());
   j["neurons"]["max_documents"] = -1;
   EXPECT_NE(message_of(j).find("s.json.neurons.max_documents"), std::string::npos) << message_of(j);

@@ -181,7 +181,8 @@ TEST(StudioScript, RunsTsneAndNeuronMapsInTheirPanels) {
       case 0:  // loaded: open the panels and run a small t-SNE
         if (!now.superposition) return true;
         f.state.panels.tsne = f.state.panels.neurons = true;
-        f.state.tsne.request.layer = 1;
+        f.state.tsne.request.layers = {0, 2};
+        f.state.tsne.colour = TsneColour::kLayer;
         f.state.tsne.request.max_documents = 1;
         f.state.tsne.request.perplexity = 10.0;
         f.state.tsne.request.iterations = 100;

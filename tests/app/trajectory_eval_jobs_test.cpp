@@ -110,7 +110,9 @@ TEST_F(TrajectoryEvalJobs, EvalRowsMatchAnalysisEvaluate) {
   EXPECT_FALSE(s->job.has_value());
 
   // The reference: the same files, loaded again, evaluated directly.
-  LoadedSuperposition loaded = load_superposition(dir_, std::nullopt, std::nullopt, torch::kCPU, torch::kFloat32);
+  // On the worker's device: the same kernels give the same numbers there.
+  const torch::Device device(s->superposition->device);
+  LoadedSuperposition loaded = load_superposition(dir_, std::nullopt, std::nullopt, device, torch::kFloat32);
   const Tokenizer tokenizer = Tokenizer::from_dir(resolve_tokenizer_dir(std::nullopt, loaded.base.files.dir));
   EvalOptions options;
   options.max_documents = 2;

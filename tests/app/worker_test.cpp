@@ -21,18 +21,12 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
-// The CUDA caching allocator's statistics need c10_cuda, which the build
-// says it links (SUPERPOSE_HAVE_C10_CUDA).
-#if defined(SUPERPOSE_HAVE_C10_CUDA)
-#define STUDIO_TEST_HAVE_C10_CUDA 1
-#include <c10/cuda/CUDACachingAllocator.h>
-#endif
-
 #include "analysis/eval.h"
 #include "analysis/expert_affinity.h"
 #include "analysis/state_recorder.h"
 #include "app/studio/worker.h"
 #include "model/dataset.h"
+#include "model/memory.h"
 #include "model/file_util.h"
 #include "model/model_dir.h"
 #include "model/sampling.h"
@@ -1229,17 +1223,10 @@ TEST(StudioWorkerImport, BadCheckpointsAreOneLineErrorsNamingTheFile) {
 
 // --- device memory ----------------------------------------------------------------
 
-#ifdef STUDIO_TEST_HAVE_C10_CUDA
-int64_t cuda_allocated_bytes() {
-  return c10::cuda::CUDACachingAllocator::getDeviceStats(0).allocated_bytes[0].current;
-}
-#endif
-
 TEST(StudioWorkerDevice, CudaMemoryStaysFlatOverThousandsOfAlphaChanges) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device (or a CPU-only LibTorch): the CUDA path is not run";
-#ifndef STUDIO_TEST_HAVE_C10_CUDA
-  GTEST_SKIP() << "this LibTorch has no c10_cuda allocator statistics to measure";
-#else
+  const torch::Device cuda(torch::kCUDA, 0);
+  if (!memory_use(cuda).device_known) GTEST_SKIP() << "this build cannot read the caching allocator's statistics";
   // Each generation: 20 tokens, one α change before each. The two
   // measurements come at the same point of a generation (the 20th token of
   // the 5th and of the 100th), when the worker holds the same tensors.
@@ -1275,17 +1262,16 @@ TEST(StudioWorkerDevice, CudaMemoryStaysFlatOverThousandsOfAlphaChanges) {
     ASSERT_EQ(s->errors, 0u) << "change " << i << ": " << s->message;
     ASSERT_EQ(s->generation.tokens.size(), static_cast<size_t>(i % kTokensPerGeneration + 1)) << "change " << i;
     ASSERT_EQ(s->generation.tokens.back().alpha, last_alpha) << "change " << i;
-    if (i + 1 == kFirst) after_first = cuda_allocated_bytes();
+    if (i + 1 == kFirst) after_first = memory_use(cuda).device_allocated;
   }
   const auto s = wait_idle(worker);
   EXPECT_EQ(s->generation.tokens.size(), static_cast<size_t>(kTokensPerGeneration));
   EXPECT_TRUE(s->generation.finished);
-  const int64_t after_all = cuda_allocated_bytes();
+  const int64_t after_all = memory_use(cuda).device_allocated;
   std::cout << "CUDA allocated bytes after " << kFirst << " α changes: " << after_first << ", after " << kChanges
             << ": " << after_all << "\n";
   EXPECT_LE(std::abs(after_all - after_first), kToleranceBytes)
       << "allocated bytes went from " << after_first << " to " << after_all;
-#endif
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -87,13 +88,15 @@ class DataPipe {
   bool ready_ = false;
 };
 
-// A CPU worker with a tiny saved superposition (dir_) loaded.
+// A worker with a tiny saved superposition (dir_) loaded, on the CPU or on
+// the device SUPERPOSE_TEST_DEVICE names (e.g. "cuda", to run these jobs on a GPU).
 class TinyWorkerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = save_tiny_superposition(temp_ / "tiny");
     studio::LoadSettings load;
-    load.device = "cpu";
+    const char* device = std::getenv("SUPERPOSE_TEST_DEVICE");
+    load.device = device != nullptr && *device != '\0' ? device : "cpu";
     worker_.load_superposition(dir_, load);
     const auto s = wait_until(worker_, [](const studio::Snapshot& s) { return s.superposition || s.errors > 0; }, "load");
     ASSERT_TRUE(s->superposition) << s->message;
