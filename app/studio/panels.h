@@ -54,15 +54,15 @@ class TsnePanel {
   void release();
 
  private:
-  void render_points(const TsneMap& map, const TsneColouring& colouring, const float transform[4], int width,
-                     int height, float point_size);
-  // The map's colouring, recomputed only when the map's points or `by` change.
+  // Draws the map's points in colouring_'s colours (call colouring() first).
+  void render_points(const TsneMap& map, const float transform[4], int width, int height, float point_size);
+  // The map's colouring, recomputed only when the map's points or `by`
+  // change (which also makes render_points() upload the points again).
   const TsneColouring& colouring(const TsneMap& map, TsneColour by);
   unsigned int fbo_ = 0, texture_ = 0, vbo_ = 0, vao_ = 0, program_ = 0;
   int width_ = 0, height_ = 0;
-  uint64_t uploaded_version_ = 0;  // the snapshot whose points are in vbo_
+  uint64_t uploaded_version_ = 0;  // the snapshot whose points are in vbo_; 0 = none
   int uploaded_points_ = 0;
-  TsneColour uploaded_colour_ = TsneColour::kModelDomain;
   TsneColouring colouring_;
   uint64_t coloured_map_ = 0;
   int64_t coloured_points_ = -1;

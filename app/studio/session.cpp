@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <fstream>
-#include <utility>
 #include <sstream>
+#include <utility>
 
 #include "model/errors.h"
 #include "model/file_util.h"
@@ -71,7 +71,8 @@ bool Session::operator==(const Session& o) const {
          device == o.device && alpha == o.alpha && autoencoders == o.autoencoders && prompt == o.prompt &&
          a.max_new_tokens == b.max_new_tokens && a.temperature == b.temperature && a.top_k == b.top_k &&
          a.top_p == b.top_p && a.seed == b.seed && a.greedy == b.greedy && a.stop_at_eos == b.stop_at_eos &&
-         panels == o.panels && tsne.layers == o.tsne.layers && tsne_colour == o.tsne_colour && tsne.base == o.tsne.base && tsne.fine == o.tsne.fine &&
+         panels == o.panels && tsne.layers == o.tsne.layers && tsne_colour == o.tsne_colour &&
+         tsne.base == o.tsne.base && tsne.fine == o.tsne.fine &&
          tsne.superposition == o.tsne.superposition && tsne.max_documents == o.tsne.max_documents &&
          tsne.data == o.tsne.data && tsne.perplexity == o.tsne.perplexity && tsne.iterations == o.tsne.iterations &&
          neurons.max_documents == o.neurons.max_documents && neurons.data == o.neurons.data &&

@@ -148,12 +148,13 @@ const TsneColouring& TsnePanel::colouring(const TsneMap& map, TsneColour by) {
     coloured_map_ = map.id;
     coloured_points_ = map.points();
     coloured_by_ = by;
+    uploaded_version_ = 0;  // the buffer's colours are stale
   }
   return colouring_;
 }
 
-void TsnePanel::render_points(const TsneMap& map, const TsneColouring& colouring, const float transform[4], int width,
-                              int height, float point_size) {
+void TsnePanel::render_points(const TsneMap& map, const float transform[4], int width, int height,
+                              float point_size) {
   if (program_ == 0) {
     program_ = glCreateProgram();
     const GLuint vs = compile(GL_VERTEX_SHADER, kVertexShader), fs = compile(GL_FRAGMENT_SHADER, kFragmentShader);
@@ -189,13 +190,12 @@ void TsnePanel::render_points(const TsneMap& map, const TsneColouring& colouring
   glBindVertexArray(vao_);
   glBindBuffer(GL_ARRAY_BUFFER, vbo_);
   const int points = static_cast<int>(map.embedding.size() / 2);
-  if (uploaded_version_ != map.id * 1000003u + static_cast<uint64_t>(map.iteration) || uploaded_points_ != points ||
-      uploaded_colour_ != coloured_by_) {
+  if (uploaded_version_ != map.id * 1000003u + static_cast<uint64_t>(map.iteration) || uploaded_points_ != points) {
     // Interleaved x, y, r, g, b per point.
     std::vector<float> vertices(static_cast<size_t>(points) * 5);
     for (int p = 0; p < points; ++p) {
-      const int category = p < static_cast<int>(colouring.categories.size()) ? colouring.categories[p] : 0;
-      const Rgb c = static_cast<size_t>(category) < colouring.colours.size() ? colouring.colours[category] : Rgb{};
+      const int category = p < static_cast<int>(colouring_.categories.size()) ? colouring_.categories[p] : 0;
+      const Rgb c = static_cast<size_t>(category) < colouring_.colours.size() ? colouring_.colours[category] : Rgb{};
       float* v = &vertices[static_cast<size_t>(p) * 5];
       v[0] = map.embedding[2 * p];
       v[1] = map.embedding[2 * p + 1];
@@ -211,7 +211,6 @@ void TsnePanel::render_points(const TsneMap& map, const TsneColouring& colouring
     glVertexAttribPointer(1, 3, GL_FLOAT, GL_FALSE, 5 * sizeof(float), reinterpret_cast<void*>(2 * sizeof(float)));
     uploaded_version_ = map.id * 1000003u + static_cast<uint64_t>(map.iteration);
     uploaded_points_ = points;
-    uploaded_colour_ = coloured_by_;
   }
   glBindFramebuffer(GL_FRAMEBUFFER, fbo_);
   glViewport(0, 0, width, height);
@@ -364,7 +363,7 @@ void TsnePanel::draw(AppState& state, const Snapshot& snapshot, Worker& worker) 
   const float transform[4] = {2.0f * fit / size.x, 2.0f * fit / size.y,
                               2.0f * (centre_x - b.cx * fit) / size.x - 1.0f,
                               1.0f - 2.0f * (centre_y + b.cy * fit) / size.y};
-  if (!map.embedding.empty()) render_points(map, colours, transform, width, height, ui.point_size);
+  if (!map.embedding.empty()) render_points(map, transform, width, height, ui.point_size);
   if (texture_ != 0) {
     ImGui::Image(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(texture_)), size, ImVec2(0, 1), ImVec2(1, 0));
   } else {
